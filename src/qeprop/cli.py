@@ -1,0 +1,129 @@
+"""Command line: ``qeprop gradient FILE [--estimator K] [--nudge B] [--shots M] [--seed S] [--json]``.
+
+Errors in the input are reported in one line naming their place, with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TextIO
+
+from . import __version__
+from .errors import QEPError, QEPWarning
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="qeprop", description="Quantum Equilibrium Propagation.")
+    p.add_argument("--version", action="version", version=f"qeprop {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    g = sub.add_parser(
+        "gradient",
+        help="estimate dL/dθ for a problem file (JSON or TOML)",
+        description="Estimate the training gradient of every trainable parameter of a problem.",
+    )
+    g.add_argument("file", help="problem file (.json or .toml)")
+    g.add_argument("--estimator", help="positive, negative, centered, cost_observable, "
+                   "linear_response or finite_difference (overrides the file)")  # fmt: skip
+    g.add_argument("--nudge", type=float, help="nudge strength β (overrides the file)")
+    g.add_argument("--shots", type=int, help="measurement shots M per observable (overrides the file)")
+    g.add_argument("--seed", type=int, help="random seed for shot noise (overrides the file)")
+    g.add_argument("--json", action="store_true", help="print one JSON object")
+    return p
+
+
+def _fmt_pm(v: float, se: float) -> str:
+    return f"{v: .8g}" + (f" ± {se:.2g}" if se > 0 else "")
+
+
+def _gradient(args: argparse.Namespace, out: TextIO) -> int:
+    from .gradients import ESTIMATORS, estimate_gradient
+    from .problem import load_problem
+
+    prob = load_problem(args.file)
+    estimator = args.estimator or prob.estimator
+    if estimator not in ESTIMATORS:
+        raise QEPError(f"unknown estimator {estimator!r}; choose one of {list(ESTIMATORS)}",
+                       where="--estimator")  # fmt: skip
+    changes: dict[str, object] = {}
+    if args.nudge is not None:
+        changes["nudge"] = args.nudge
+    if args.shots is not None:
+        changes["shots"] = args.shots
+    opts = replace(prob.options, **changes) if changes else prob.options  # type: ignore[arg-type]
+    seed = args.seed if args.seed is not None else prob.seed
+    if opts.shots is not None and seed is None:
+        seed = 0
+    rec = estimate_gradient(
+        prob.system, prob.values, prob.loss, estimator=estimator, options=opts, seed=seed
+    )
+    if args.json:
+        obj = {
+            "loss": rec.loss,
+            "outputs": rec.outputs_dict(),
+            "gradient": rec.gradient_dict(),
+            "preparations": rec.preparations,
+            "shots": rec.shots,
+        }
+        out.write(json.dumps(obj) + "\n")
+        return 0
+    sysm = prob.system
+    st = opts.state
+    state = st.kind + (f" (T = {st.temperature:g})" if st.kind == "thermal" else "")
+    state += f" (level {st.level})" if st.kind == "eigenstate" else ""
+    if st.kind != "thermal" and rec.degeneracy > 1:
+        state += f", {rec.degeneracy}-fold degenerate (equal-weight mixture)"
+    lines = [
+        f"problem    {prob.source}: {sysm.hamiltonian.n_qubits} qubits, "
+        f"{len(sysm.hamiltonian.terms)} terms, {len(sysm.trainable)} trainable parameters",
+        f"state      {state}, gap {rec.gap:.4g}",
+        f"estimator  {rec.estimator}" + (f" (nudge {rec.nudge:g})" if rec.nudge else "")
+        + f", {rec.preparations} preparations, {rec.shots} shots",
+        f"loss       {rec.loss:.8g}",
+        "outputs",
+    ]
+    w = max([len(n) for n in (*rec.output_names, *rec.params)] + [4])
+    for n, y, se in zip(rec.output_names, rec.outputs, rec.outputs_stderr, strict=True):
+        lines.append(f"  {n:<{w}} {_fmt_pm(y, se)}")
+    lines.append("gradient")
+    for n, g, se in zip(rec.params, rec.gradient, rec.stderr, strict=True):
+        lines.append(f"  {n:<{w}} {_fmt_pm(g, se)}")
+    out.write("\n".join(lines) + "\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``qeprop`` command."""
+    args = _parser().parse_args(argv)
+
+    def show(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
+        sys.stderr.write(f"qeprop: warning: {message}\n")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", QEPWarning)
+        warnings.showwarning = show  # type: ignore[assignment]
+        try:
+            if args.command == "gradient":
+                return _gradient(args, sys.stdout)
+        except QEPError as e:
+            sys.stderr.write(f"qeprop: error: {e}\n")
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            sys.stderr.write("qeprop: interrupted\n")
+            return 130
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""Expectation values of Pauli-sum observables, exact or from a finite number of shots.
+
+Observables are given in the string basis of a :class:`~qeprop.hamiltonian.ParametrisedHamiltonian`
+as ``(identity parts (n_ops,), coefficients (n_ops, n_strings))``, so that every expectation value
+of every observable comes from one vectorised contraction with the precomputed structure.
+
+Two shot models:
+
+``"gaussian"`` (Wanjura & Marquardt, appendix)
+    each ``⟨A⟩`` is drawn from ``N(⟨A⟩, Var(A)/M)``, independently per observable; each observable
+    costs ``M`` preparations.
+``"sampled"``
+    the measured strings are grouped into qubit-wise commuting groups; for each group ``M``
+    bitstrings are drawn from the state in the rotated basis (one preparation per shot) and every
+    string of the group is estimated from the same shots, as an experiment would.
+
+Every estimate carries its standard error (the sample standard deviation over ``sqrt(M)``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ProblemError
+from .hamiltonian import ParametrisedHamiltonian
+from .pauli import parity, qubitwise_commute_groups
+from .states import Equilibrium
+
+__all__ = ["SHOT_MODELS", "Estimate", "expectations", "measure", "string_expectations"]
+
+SHOT_MODELS = ("gaussian", "sampled")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Estimated expectation values with standard errors.
+
+    Attributes
+    ----------
+    mean, stderr : (n_ops,) arrays
+        Estimates and their standard errors (zero for exact values).
+    shots : int
+        Measurement shots spent.
+    preparations : int
+        Equilibrium preparations spent (one per shot; one in total for an exact evaluation).
+    """
+
+    mean: np.ndarray
+    stderr: np.ndarray
+    shots: int = 0
+    preparations: int = 1
+
+
+def string_expectations(ham: ParametrisedHamiltonian, state: Equilibrium) -> np.ndarray:
+    """``Tr(ρ P_s)`` for every string ``s`` of ``ham.strings`` (real, shape ``(n_strings,)``)."""
+    vecs, w = state.significant()
+    return ham.structure.string_matrix_elements(vecs, vecs, w).real
+
+
+def expectations(
+    ham: ParametrisedHamiltonian, state: Equilibrium, ident: np.ndarray, coef: np.ndarray
+) -> np.ndarray:
+    """Exact ``⟨A_i⟩ = a_i + Σ_s coef[i, s] ⟨P_s⟩`` for all observables at once."""
+    return np.asarray(ident) + np.asarray(coef) @ string_expectations(ham, state)
+
+
+def _check_shots(shots: int) -> int:
+    if isinstance(shots, bool) or not isinstance(shots, int | np.integer) or shots < 1:
+        raise ProblemError(f"shots must be a positive integer, got {shots!r}")
+    return int(shots)
+
+
+def measure(
+    ham: ParametrisedHamiltonian,
+    state: Equilibrium,
+    ident: np.ndarray,
+    coef: np.ndarray,
+    *,
+    shots: int | None = None,
+    model: str = "gaussian",
+    rng: np.random.Generator | None = None,
+) -> Estimate:
+    """Estimate observables ``A_i = a_i + Σ_s coef[i, s] P_s`` in ``state``.
+
+    Parameters
+    ----------
+    ham, state:
+        The string basis and the equilibrium to measure.
+    ident, coef:
+        ``(n_ops,)`` identity parts and ``(n_ops, n_strings)`` string coefficients.
+    shots:
+        ``M`` shots per observable (gaussian) or per commuting group (sampled); ``None`` is exact.
+    model:
+        ``"gaussian"`` or ``"sampled"``.
+    rng:
+        Source of randomness (required when ``shots`` is given).
+    """
+    ident = np.asarray(ident, dtype=float)
+    coef = np.atleast_2d(np.asarray(coef, dtype=float))
+    exact = expectations(ham, state, ident, coef)
+    if shots is None:
+        return Estimate(exact, np.zeros_like(exact), 0, 1)
+    m = _check_shots(shots)
+    if model not in SHOT_MODELS:
+        raise ProblemError(f"unknown shot model {model!r}; choose one of {list(SHOT_MODELS)}")
+    if rng is None:
+        raise ProblemError("measuring with shots needs a random generator (pass seed or rng)")
+    if model == "gaussian":
+        return _gaussian(ham, state, coef, exact, m, rng)
+    return _sampled(ham, state, ident, coef, m, rng)
+
+
+def variances(ham: ParametrisedHamiltonian, state: Equilibrium, coef: np.ndarray) -> np.ndarray:
+    """``Var(A_i) = ⟨A_i²⟩ - ⟨A_i⟩²`` (identity parts do not contribute).
+
+    A single string squares to the identity, so ``Var(c P) = c² (1 - ⟨P⟩²)``; other observables use
+    ``⟨A²⟩ = Σ_k w_k ||A ψ_k||²``.
+    """
+    vecs, w = state.significant()
+    out = np.empty(len(coef))
+    ps = None
+    for i, row in enumerate(coef):
+        nz = np.flatnonzero(row)
+        if len(nz) == 0:
+            out[i] = 0.0
+        elif len(nz) == 1:
+            if ps is None:
+                ps = string_expectations(ham, state)
+            out[i] = row[nz[0]] ** 2 * (1.0 - ps[nz[0]] ** 2)
+        else:
+            a = ham.operator_matrix(row)
+            av = a @ vecs
+            sq = float(np.sum(w * np.sum(np.abs(av) ** 2, axis=0)))
+            mean_wo_ident = float(np.sum(w * np.einsum("ij,ij->j", vecs.conj(), av).real))
+            out[i] = sq - mean_wo_ident**2
+    return np.maximum(out, 0.0)
+
+
+def _gaussian(
+    ham: ParametrisedHamiltonian,
+    state: Equilibrium,
+    coef: np.ndarray,
+    exact: np.ndarray,
+    m: int,
+    rng: np.random.Generator,
+) -> Estimate:
+    var = variances(ham, state, coef)
+    se = np.sqrt(var / m)
+    mean = exact + se * rng.standard_normal(len(exact))
+    measured = int(np.count_nonzero(np.any(coef != 0, axis=1)))
+    return Estimate(mean, se, m * measured, m * measured)
+
+
+_H = np.array([[1, 1], [1, -1]], dtype=complex) / np.sqrt(2)
+_HSDAG = np.array([[1, -1j], [1, 1j]], dtype=complex) / np.sqrt(2)  # H S†: Y -> Z
+
+
+def _rotate(vecs: np.ndarray, n: int, letters: dict[int, str]) -> np.ndarray:
+    """Apply the basis change that maps each qubit's letter to Z (X: H, Y: H S†)."""
+    k = vecs.shape[1]
+    t = vecs.astype(complex).reshape((2,) * n + (k,))
+    for q, c in letters.items():
+        if c == "Z":
+            continue
+        u = _H if c == "X" else _HSDAG
+        t = np.moveaxis(np.tensordot(u, t, axes=([1], [q])), 0, q)
+    return t.reshape(1 << n, k)
+
+
+def _sampled(
+    ham: ParametrisedHamiltonian,
+    state: Equilibrium,
+    ident: np.ndarray,
+    coef: np.ndarray,
+    m: int,
+    rng: np.random.Generator,
+) -> Estimate:
+    n = ham.n_qubits
+    used = np.flatnonzero(np.any(coef != 0, axis=0))
+    strings = [ham.strings[i] for i in used if not ham.strings[i].is_identity()]
+    mean = ident.copy()
+    for i in used:  # an identity string in the basis is exact
+        if ham.strings[i].is_identity():
+            mean = mean + coef[:, i]
+    var = np.zeros(len(coef))
+    vecs, w = state.significant()
+    groups = qubitwise_commute_groups(strings)
+    for group in groups:
+        letters: dict[int, str] = {}
+        for p in group:
+            letters.update(p.letters())
+        rotated = _rotate(vecs, n, letters)
+        probs = np.sum(w * np.abs(rotated) ** 2, axis=1)
+        probs = probs / probs.sum()
+        outcomes = rng.choice(len(probs), size=m, p=probs)
+        # eigenvalue of a string on a rotated basis state: (-1)**parity(outcome & support)
+        cols = [ham.string_index[p] for p in group]
+        supports = np.array([p.basis_masks(n)[0] | p.basis_masks(n)[1] for p in group])
+        signs = 1.0 - 2.0 * parity(outcomes[None, :] & supports[:, None])  # (n_group, m)
+        per_shot = coef[:, cols] @ signs  # (n_ops, m)
+        mean = mean + per_shot.mean(axis=1)
+        var = var + per_shot.var(axis=1, ddof=1 if m > 1 else 0) / m
+    total = m * len(groups)
+    return Estimate(mean, np.sqrt(var), total, total)

@@ -1,0 +1,305 @@
+"""Exact-diagonalisation equilibria: dense ``eigh``, sparse Lanczos and the Gibbs state."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+
+import numpy as np
+import scipy.linalg as la
+import scipy.sparse.linalg as spla
+
+from ..errors import ConvergenceError, DegeneracyError, LevelCrossingWarning
+from ..hamiltonian import ParametrisedHamiltonian, check_memory
+from ..states import Equilibrium
+from . import StateSpec
+
+__all__ = ["blas_threads", "solve_eigenstate", "solve_ground", "solve_thermal"]
+
+_controller = None
+
+
+@contextlib.contextmanager
+def blas_threads(n: int | None, dim: int) -> Iterator[None]:
+    """Limit BLAS threads to ``n`` for dense work on matrices up to dimension 2048.
+
+    On few cores, multi-threaded OpenBLAS makes small eigensolves many times slower than a
+    single thread (thread start-up and contention dominate). ``n=None`` changes nothing.
+    """
+    global _controller
+    if n is None or dim > 2048:
+        yield
+        return
+    from threadpoolctl import ThreadpoolController
+
+    if _controller is None:
+        _controller = ThreadpoolController()
+    with _controller.limit(limits=n, user_api="blas"):
+        yield
+
+
+# ---------------------------------------------------------------------------- eigen-solvers
+def _dense_lowest(
+    ham: ParametrisedHamiltonian, values: np.ndarray, spec: StateSpec, k: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest ``k`` eigenpairs (all if ``k`` is None) of the dense matrix."""
+    d = ham.dim
+    check_memory(3 * d * d * (8 if ham.is_real else 16), f"dense diagonalisation of dimension {d}")
+    h = ham.dense(values)
+    with blas_threads(spec.blas_threads, d):
+        if k is None or k >= d:
+            return la.eigh(h)
+        return la.eigh(h, subset_by_index=[0, k - 1], driver="evr")
+
+
+def _lowest(
+    ham: ParametrisedHamiltonian,
+    values: np.ndarray,
+    spec: StateSpec,
+    k: int,
+    guess: Equilibrium | None,
+    precise: int,
+) -> tuple[np.ndarray, np.ndarray, str, int]:
+    """Lowest ``k`` eigenpairs, dense or by Lanczos warm-started from ``guess``.
+
+    Only the first ``precise`` levels are needed to full tolerance (the others give the gap).
+    """
+    d = ham.dim
+    k = min(k, d)
+    if spec.use_dense(d) or k >= d - 1:
+        ev, vec = _dense_lowest(ham, values, spec, k)
+        return ev, vec, "dense", 0
+    starts: list[np.ndarray] = []
+    if guess is not None and guess.dim == d and guess.kind != "thermal":
+        starts = list(guess.vectors.T) + (list(guess.above.T) if guess.above is not None else [])
+    ev, vec, mv = _lanczos_lowest(ham, values, spec, k, starts, precise)
+    return ev, vec, "lanczos", mv
+
+
+def _lanczos_lowest(
+    ham: ParametrisedHamiltonian,
+    values: np.ndarray,
+    spec: StateSpec,
+    k: int,
+    starts: list[np.ndarray],
+    precise: int,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Lowest ``k`` eigenpairs by Lanczos (ARPACK), one level at a time with deflation.
+
+    A single-vector Krylov method sees only one copy of a degenerate level, so asking ARPACK for
+    ``k`` eigenvalues at once can silently skip a degenerate partner. Here level ``i`` is the lowest
+    eigenpair of ``H`` on the orthogonal complement of levels ``0..i-1`` (locked directions are
+    shifted far up), which finds every copy. ``starts[i]`` warm-starts level ``i`` (a fixed
+    pseudo-random vector otherwise); levels ``>= precise`` are only needed for their energy and use
+    a looser tolerance (the eigenvalue error is quadratic in the residual).
+    """
+    d = ham.dim
+    h = ham.sparse(values)
+    count = [0]
+    locked = np.zeros((d, 0), dtype=np.result_type(h.dtype, np.float64))
+    shift = 2.0 * ham.norm_bound(values) + 1.0
+    maxiter = spec.maxiter if spec.maxiter is not None else 10 * d
+    rng = np.random.default_rng(20240501)
+    evs: list[float] = []
+    for i in range(k):
+        lk = locked
+
+        def matvec(v: np.ndarray, lk: np.ndarray = lk) -> np.ndarray:
+            count[0] += 1
+            if lk.shape[1] == 0:
+                return h @ v
+            c = lk.conj().T @ v
+            pv = v - lk @ c
+            w = h @ pv
+            return w - lk @ (lk.conj().T @ w) + shift * (lk @ c)
+
+        op = spla.LinearOperator((d, d), matvec=matvec, dtype=h.dtype)
+        v0 = starts[i] if i < len(starts) else rng.standard_normal(d)
+        v0 = v0.real.copy() if ham.is_real else v0.astype(complex)
+        if lk.shape[1]:
+            v0 = v0 - lk @ (lk.conj().T @ v0)
+        if np.linalg.norm(v0) < 1e-8:
+            v0 = rng.standard_normal(d).astype(v0.dtype)
+        tol = spec.tol if i < precise else max(spec.tol, 1e-9)
+        try:
+            with blas_threads(spec.blas_threads, d):
+                ev, vec = spla.eigsh(op, k=1, which="SA", v0=v0, tol=tol, maxiter=maxiter)
+        except spla.ArpackNoConvergence:
+            raise ConvergenceError(
+                f"Lanczos did not converge to tol={tol:g} within maxiter={maxiter} restarts "
+                f"(dimension {d}, level {i}); raise maxiter or tol, or use method='dense'"
+            ) from None
+        x = vec[:, 0]
+        if lk.shape[1]:
+            x = x - lk @ (lk.conj().T @ x)
+        x = x / np.linalg.norm(x)
+        evs.append(float(ev[0]))
+        locked = np.column_stack([locked, x])
+    order = np.argsort(evs, kind="stable")
+    return np.asarray(evs)[order], locked[:, order], count[0]
+
+
+def _residual(ham: ParametrisedHamiltonian, values: np.ndarray, vec: np.ndarray, ev: np.ndarray) -> float:
+    r = ham.sparse(values) @ vec - vec * ev
+    return float(np.max(np.linalg.norm(r, axis=0))) if r.size else 0.0
+
+
+def _make_real(vec: np.ndarray, ham: ParametrisedHamiltonian) -> np.ndarray:
+    return vec.real.astype(np.float64) if ham.is_real and np.iscomplexobj(vec) else vec
+
+
+def _degeneracy_message(kind: str, level: int, gap: float, spec: StateSpec) -> str:
+    what = "ground state" if kind == "ground" else f"eigenstate {level}"
+    return (
+        f"the {what} is degenerate: gap {gap:.3e} is below degeneracy_tol={spec.degeneracy_tol:g}; "
+        "set degeneracy='mixture' to use the equal-weight mixture over the degenerate manifold, "
+        "or break the degeneracy (e.g. a small symmetry-breaking field)"
+    )
+
+
+# ---------------------------------------------------------------------------- ground state
+def solve_ground(
+    ham: ParametrisedHamiltonian, values: np.ndarray, spec: StateSpec, guess: Equilibrium | None
+) -> Equilibrium:
+    """Ground state (or equal-weight mixture over a degenerate ground manifold) of ``H(values)``.
+
+    The gap ``δ = E_g - E_{g-1}`` above the ``g``-fold manifold is measured on every call. When a
+    ``guess`` of the same kind is given (the free state of a nudged solve), it is the Lanczos start
+    vector and its manifold size ``g`` is kept, so that free and nudged states are the same branch.
+    """
+    d = ham.dim
+    follow = guess is not None and guess.kind == "ground" and spec.degeneracy == "mixture"
+    g_fixed = guess.degeneracy if follow and guess is not None else None
+    k = (g_fixed + 1) if g_fixed else 2
+    matvecs = 0
+    while True:
+        ev, vec, method, mv = _lowest(ham, values, spec, k, guess, precise=g_fixed or k - 1)
+        matvecs += mv
+        if g_fixed is not None:
+            g = g_fixed
+            break
+        within = int(np.sum(ev - ev[0] < spec.degeneracy_tol))
+        if within < len(ev) or len(ev) >= d:
+            g = within if spec.degeneracy == "mixture" else 1
+            break
+        k = min(2 * k, d)
+    gap = float(ev[g] - ev[g - 1]) if len(ev) > g else float("inf")
+    if spec.degeneracy == "error" and gap < spec.degeneracy_tol:
+        raise DegeneracyError(_degeneracy_message("ground", 0, gap, spec))
+    vectors = _make_real(vec[:, :g], ham)
+    return Equilibrium(
+        vectors=vectors,
+        weights=np.full(g, 1.0 / g),
+        energies=ev[:g].copy(),
+        gap=gap,
+        splitting=float(ev[g - 1] - ev[0]),
+        kind="ground",
+        method=method,
+        level=0,
+        residual=_residual(ham, values, vectors, ev[:g]),
+        matvecs=matvecs,
+        spectrum=ev.copy(),
+        above=_make_real(vec[:, g:], ham) if vec.shape[1] > g else None,
+    )
+
+
+# ---------------------------------------------------------------------------- excited level
+def solve_eigenstate(
+    ham: ParametrisedHamiltonian, values: np.ndarray, spec: StateSpec, guess: Equilibrium | None
+) -> Equilibrium:
+    """The ``spec.level``-th eigenstate, followed by continuity from ``guess`` when given.
+
+    Without a guess the level is counted from the bottom of the spectrum. With a guess (the free
+    state of a nudged solve), the returned state is the set of ``g`` eigenvectors with the largest
+    overlap with the guess manifold (Scellier, "using any eigenstate": the nudged state must be a
+    smooth deformation of the free one); a total overlap below one half warns of a level crossing.
+    """
+    d = ham.dim
+    follow = guess is not None and guess.kind == "eigenstate" and guess.dim == d
+    top = (guess.level + guess.degeneracy) if follow and guess is not None else spec.level + 1
+    k = min(d, top + 2)
+    matvecs = 0
+    while True:
+        ev, vec, method, mv = _lowest(ham, values, spec, k, guess, precise=k)
+        matvecs += mv
+        if follow and guess is not None:
+            ov = np.sum(np.abs(vec.conj().T @ guess.vectors) ** 2 * guess.weights, axis=1)
+            ov = ov * guess.degeneracy
+            g = guess.degeneracy
+            chosen = np.sort(np.argsort(ov)[::-1][:g])
+            if chosen[-1] == len(ev) - 1 and len(ev) < d:
+                k = min(d, k + 4)
+                continue
+            if ov[chosen].sum() < 0.5 * g:
+                warnings.warn(
+                    f"eigenstate {guess.level} followed through the nudge keeps only "
+                    f"{ov[chosen].sum() / g:.2f} of its weight: a level crossing is likely; "
+                    "use a smaller nudge",
+                    LevelCrossingWarning,
+                    stacklevel=3,
+                )
+            lo, hi = int(chosen[0]), int(chosen[-1])
+            break
+        lvl = spec.level
+        lo = hi = lvl
+        if spec.degeneracy == "mixture":
+            while lo > 0 and ev[lvl] - ev[lo - 1] < spec.degeneracy_tol:
+                lo -= 1
+            while hi + 1 < len(ev) and ev[hi + 1] - ev[lvl] < spec.degeneracy_tol:
+                hi += 1
+        if hi == len(ev) - 1 and len(ev) < d:
+            k = min(d, 2 * k)
+            continue
+        chosen = np.arange(lo, hi + 1)
+        break
+    below = ev[lo] - ev[lo - 1] if lo > 0 else np.inf
+    above = ev[hi + 1] - ev[hi] if hi + 1 < len(ev) else np.inf
+    gap = float(min(below, above))
+    if spec.degeneracy == "error" and gap < spec.degeneracy_tol:
+        raise DegeneracyError(_degeneracy_message("eigenstate", spec.level, gap, spec))
+    vectors = _make_real(vec[:, chosen], ham)
+    energies = ev[chosen].copy()
+    return Equilibrium(
+        vectors=vectors,
+        weights=np.full(len(chosen), 1.0 / len(chosen)),
+        energies=energies,
+        gap=gap,
+        splitting=float(energies[-1] - energies[0]),
+        kind="eigenstate",
+        method=method,
+        level=lo,
+        residual=_residual(ham, values, vectors, energies),
+        matvecs=matvecs,
+        spectrum=ev.copy(),
+    )
+
+
+# ---------------------------------------------------------------------------- thermal state
+def solve_thermal(
+    ham: ParametrisedHamiltonian, values: np.ndarray, spec: StateSpec, guess: Equilibrium | None
+) -> Equilibrium:
+    """Gibbs state ``ρ = exp(-H/T) / Z`` from the full spectrum (dense).
+
+    Weights are ``w_k = exp(-(E_k - E_0)/T) / Σ_m exp(-(E_m - E_0)/T)``; all ``dim`` eigenvectors are
+    kept so that the exact thermal susceptibility can be formed.
+    """
+    del guess  # a dense solve has no use for a warm start
+    ev, vec = _dense_lowest(ham, values, spec, None)
+    t = float(spec.temperature)  # type: ignore[arg-type]
+    boltz = np.exp(-(ev - ev[0]) / t)
+    weights = boltz / boltz.sum()
+    vectors = _make_real(vec, ham)
+    return Equilibrium(
+        vectors=vectors,
+        weights=weights,
+        energies=ev,
+        gap=float(ev[1] - ev[0]) if len(ev) > 1 else float("inf"),
+        splitting=0.0,
+        kind="thermal",
+        method="dense",
+        temperature=t,
+        residual=0.0,
+        matvecs=0,
+        spectrum=ev,
+    )

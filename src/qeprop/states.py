@@ -1,0 +1,98 @@
+"""Equilibrium state records.
+
+Every equilibrium qeprop computes, pure or mixed, is a weighted set of eigenvectors
+
+.. math::  ρ = Σ_k w_k |ψ_k⟩⟨ψ_k|,  \\qquad Σ_k w_k = 1,
+
+which covers a non-degenerate eigenstate (one vector, weight 1), the equal-weight mixture over a
+(near-)degenerate manifold (Wanjura & Marquardt, Sec. II.A) and the Gibbs state
+``ρ = exp(-H/T)/Z`` (all eigenvectors, Boltzmann weights). Other representations (matrix product
+states, Gaussian states) will be further record types with the same role.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["Equilibrium"]
+
+
+@dataclass(frozen=True)
+class Equilibrium:
+    """An equilibrium state ``ρ = Σ_k weights[k] |vectors[:, k]⟩⟨vectors[:, k]|``.
+
+    Attributes
+    ----------
+    vectors : (dim, K) array
+        Orthonormal eigenvectors of ``H``; column ``k`` has energy ``energies[k]``.
+    weights : (K,) array
+        Non-negative weights summing to one.
+    energies : (K,) array
+        Eigenvalues of the vectors (ascending).
+    gap : float
+        ``δ``: distance from the selected manifold to the nearest eigenvalue outside it
+        (for thermal states: ``E_1 - E_0``). ``inf`` when no other level exists.
+    splitting : float
+        Spread of the energies inside the selected manifold (0 for a single vector).
+    kind : str
+        ``"ground"``, ``"eigenstate"`` or ``"thermal"``.
+    method : str
+        ``"dense"`` or ``"lanczos"`` (or the name of another solver).
+    level : int
+        Index (from the bottom of the spectrum) of the lowest state in the manifold.
+    temperature : float or None
+        Temperature of a thermal state.
+    residual : float
+        Largest ``||H ψ_k - E_k ψ_k||`` over the returned vectors.
+    matvecs : int
+        Matrix-vector products spent by an iterative solver (0 for dense solvers).
+    spectrum : (m,) array
+        The lowest eigenvalues the solver computed (at least those of the manifold).
+    above : (dim, j) array or None
+        Eigenvectors of the levels just above the manifold, when the solver computed them (used to
+        warm-start the gap measurement of a nearby solve).
+    """
+
+    vectors: np.ndarray
+    weights: np.ndarray
+    energies: np.ndarray
+    gap: float
+    splitting: float = 0.0
+    kind: str = "ground"
+    method: str = "dense"
+    level: int = 0
+    temperature: float | None = None
+    residual: float = 0.0
+    matvecs: int = 0
+    spectrum: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    above: np.ndarray | None = None
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[0])
+
+    @property
+    def degeneracy(self) -> int:
+        """Number of vectors in the state (1 for a pure state, the manifold size for a mixture)."""
+        return int(self.vectors.shape[1])
+
+    @property
+    def energy(self) -> float:
+        """``Tr(ρ H)``."""
+        return float(self.weights @ self.energies)
+
+    @property
+    def is_pure(self) -> bool:
+        return self.degeneracy == 1
+
+    def density_matrix(self) -> np.ndarray:
+        """Dense ``ρ`` (for tests and small systems)."""
+        v = self.vectors
+        return (v * self.weights) @ v.conj().T
+
+    def significant(self, cutoff: float = 1e-16) -> tuple[np.ndarray, np.ndarray]:
+        """``(vectors, weights)`` without the columns whose weight is below ``cutoff``."""
+        keep = self.weights > cutoff * self.weights.max()
+        return self.vectors[:, keep], self.weights[keep]

@@ -1,0 +1,132 @@
+"""A QEP system: a parametrised Hamiltonian, its trainable couplings and its output observables.
+
+.. math::  H(x, θ, ν) = H_{fixed} + Σ_k x_k B_k + Σ_j θ_j A_j + Σ_l ν_l O_l \\; (+ ν_C C)
+
+Nudging is adding terms: the outputs ``O_l`` (and an optional cost observable ``C``) enter the
+Hamiltonian as terms with the nudge parameters ``ν_l = nu[<output name>]`` (``nu[cost]``), which
+are zero in the free phase. Free and nudged equilibria are therefore the same Hamiltonian object,
+rendered from one precomputed structure, with different parameter vectors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from .errors import ProblemError
+from .hamiltonian import ParametrisedHamiltonian, Term
+from .pauli import PauliSum, as_pauli_sum
+
+__all__ = ["COST_NUDGE", "QEPSystem", "nudge_param"]
+
+COST_NUDGE = "nu[cost]"
+
+
+def nudge_param(output: str) -> str:
+    """Name of the nudge parameter ``ν_l`` coupling to output ``output``."""
+    return f"nu[{output}]"
+
+
+@dataclass(frozen=True)
+class QEPSystem:
+    """Hamiltonian ``H(x, θ)`` plus the observables QEP reads out and nudges.
+
+    Parameters
+    ----------
+    hamiltonian:
+        ``H(x, θ)``; its parameters are inputs ``x`` and couplings ``θ``.
+    outputs:
+        Output observables ``O_l`` by name (Hermitian Pauli sums, e.g. projectors).
+    trainable:
+        Names of the trainable couplings ``θ`` (default: every parameter of ``hamiltonian``).
+        The others are inputs, held fixed when differentiating.
+    cost:
+        Optional cost observable ``C`` whose expectation is the loss (Scellier's setting).
+    """
+
+    hamiltonian: ParametrisedHamiltonian
+    outputs: Mapping[str, PauliSum] = field(default_factory=dict)
+    trainable: Sequence[str] | None = None
+    cost: PauliSum | None = None
+
+    def __post_init__(self) -> None:
+        outs = {str(k): as_pauli_sum(v) for k, v in dict(self.outputs).items()}
+        object.__setattr__(self, "outputs", outs)
+        if self.cost is not None:
+            object.__setattr__(self, "cost", as_pauli_sum(self.cost))
+        params = self.hamiltonian.params
+        train = tuple(params) if self.trainable is None else tuple(self.trainable)
+        unknown = [p for p in train if p not in params]
+        if unknown:
+            raise ProblemError(f"trainable parameters {unknown} are not parameters of the Hamiltonian")
+        object.__setattr__(self, "trainable", train)
+        n = self.hamiltonian.n_qubits
+        for name, op in [*outs.items(), *([("cost", self.cost)] if self.cost is not None else [])]:
+            if op.max_qubit >= n:
+                raise ProblemError(f"output {name!r} acts on qubit {op.max_qubit}, beyond {n} qubits")
+            op.real(what=f"output {name!r}")
+
+    # ------------------------------------------------------------------ the full Hamiltonian
+    @cached_property
+    def full(self) -> ParametrisedHamiltonian:
+        """``H(x, θ, ν)`` with one nudge parameter per output (and ``nu[cost]``)."""
+        extra: list[Term] = []
+        names: list[str] = []
+        ops = list(self.outputs.items())
+        for name, op in ops:
+            names.append(nudge_param(name))
+            extra += [Term(c, p, nudge_param(name)) for p, c in op.real().items()]
+        if self.cost is not None:
+            names.append(COST_NUDGE)
+            extra += [Term(c, p, COST_NUDGE) for p, c in self.cost.real().items()]
+        return self.hamiltonian.with_terms(extra, params=names)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(self.outputs)
+
+    @cached_property
+    def trainable_index(self) -> np.ndarray:
+        """Positions of the trainable parameters in :attr:`full`'s parameter vector."""
+        return np.array([self.full.param_index[p] for p in self.trainable], dtype=int)
+
+    @cached_property
+    def output_index(self) -> np.ndarray:
+        """Positions of the output nudges ``ν_l`` in :attr:`full`'s parameter vector."""
+        return np.array([self.full.param_index[nudge_param(n)] for n in self.outputs], dtype=int)
+
+    @cached_property
+    def output_coefficients(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(identity parts (L,), string coefficients (L, n_strings))`` of the outputs."""
+        h = self.full
+        rows = [h.coefficients_of(op, what=f"output {n!r}") for n, op in self.outputs.items()]
+        ident = np.array([r[0] for r in rows])
+        coef = np.array([r[1] for r in rows]).reshape(len(rows), len(h.strings))
+        return ident, coef
+
+    @cached_property
+    def cost_coefficients(self) -> tuple[float, np.ndarray]:
+        if self.cost is None:
+            raise ProblemError("this system has no cost observable")
+        return self.full.coefficients_of(self.cost, what="cost observable")
+
+    def full_values(
+        self, values: Mapping[str, float] | np.ndarray, nudges: Mapping[str, float] | None = None
+    ) -> np.ndarray:
+        """Parameter vector of :attr:`full`: ``values`` for ``H(x, θ)`` and zero nudges.
+
+        ``values`` is a name->value mapping or a vector aligned with ``hamiltonian.params``.
+        """
+        h = self.hamiltonian
+        if isinstance(values, Mapping):
+            base = h.values(values)
+        else:
+            base = h.check_values(np.asarray(values, dtype=float))
+        out = np.zeros(len(self.full.params))
+        out[: len(base)] = base
+        for k, v in (nudges or {}).items():
+            out[self.full.param_index[k]] = v
+        return out
