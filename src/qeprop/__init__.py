@@ -19,7 +19,13 @@ from .errors import (
     ProblemTooLargeError,
     QEPError,
 )
-from .gradients import ESTIMATORS, GradientOptions, GradientRecord, estimate_gradient, susceptibility
+from .gradients import (
+    ESTIMATORS,
+    GradientOptions,
+    GradientRecord,
+    estimate_gradient,
+    susceptibility,
+)
 from .hamiltonian import ParametrisedHamiltonian, Term
 from .losses import CrossEntropy, FunctionLoss, MeanSquaredError
 from .measurement import Estimate, measure

@@ -1,4 +1,6 @@
-"""Command line: ``qeprop gradient FILE [--estimator K] [--nudge B] [--shots M] [--seed S] [--json]``.
+"""Command line.
+
+``qeprop gradient FILE [--estimator K] [--nudge B] [--shots M] [--seed S] [--json]``
 
 Errors in the input are reported in one line naming their place, with exit status 2.
 """
@@ -37,7 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--estimator", help="positive, negative, centered, cost_observable, "
                    "linear_response or finite_difference (overrides the file)")  # fmt: skip
     g.add_argument("--nudge", type=float, help="nudge strength β (overrides the file)")
-    g.add_argument("--shots", type=int, help="measurement shots M per observable (overrides the file)")
+    g.add_argument(
+        "--shots", type=int, help="measurement shots M per observable (overrides the file)"
+    )
     g.add_argument("--seed", type=int, help="random seed for shot noise (overrides the file)")
     g.add_argument("--json", action="store_true", help="print one JSON object")
     return p
@@ -88,7 +92,8 @@ def _gradient(args: argparse.Namespace, out: TextIO) -> int:
         f"problem    {prob.source}: {sysm.hamiltonian.n_qubits} qubits, "
         f"{len(sysm.hamiltonian.terms)} terms, {len(sysm.trainable)} trainable parameters",
         f"state      {state}, gap {rec.gap:.4g}",
-        f"estimator  {rec.estimator}" + (f" (nudge {rec.nudge:g})" if rec.nudge else "")
+        f"estimator  {rec.estimator}"
+        + (f" (nudge {rec.nudge:g})" if rec.nudge else "")
         + f", {rec.preparations} preparations, {rec.shots} shots",
         f"loss       {rec.loss:.8g}",
         "outputs",
@@ -112,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with warnings.catch_warnings():
         warnings.simplefilter("always", QEPWarning)
-        warnings.showwarning = show  # type: ignore[assignment]
+        warnings.showwarning = show
         try:
             if args.command == "gradient":
                 return _gradient(args, sys.stdout)

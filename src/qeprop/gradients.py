@@ -57,7 +57,8 @@ class GradientRecord:
     Attributes
     ----------
     gradient, stderr : (P,) arrays
-        ``∂L/∂θ_j`` for the trainable parameters ``params`` and its standard error (zero when exact).
+        ``∂L/∂θ_j`` for the trainable parameters ``params`` and its standard error
+        (zero when exact).
     outputs, outputs_stderr : (L,) arrays
         Free-phase outputs ``y_l = ⟨O_l⟩`` and their standard errors.
     loss : float
@@ -148,12 +149,21 @@ class GradientOptions:
     def __post_init__(self) -> None:
         for name in ("nudge", "fd_step"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v) or v <= 0:
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, int | float)
+                or not np.isfinite(v)
+                or v <= 0
+            ):
                 raise ProblemError(f"{name} must be a finite number > 0, got {v!r}")
         if self.variant not in _VARIANTS:
-            raise ProblemError(f"unknown nudging variant {self.variant!r}; choose one of {list(_VARIANTS)}")
+            raise ProblemError(
+                f"unknown nudging variant {self.variant!r}; choose one of {list(_VARIANTS)}"
+            )
         if self.shot_model not in SHOT_MODELS:
-            raise ProblemError(f"unknown shot model {self.shot_model!r}; choose one of {list(SHOT_MODELS)}")
+            raise ProblemError(
+                f"unknown shot model {self.shot_model!r}; choose one of {list(SHOT_MODELS)}"
+            )
         if self.shots is not None and (
             isinstance(self.shots, bool) or not isinstance(self.shots, int) or self.shots < 1
         ):
@@ -271,8 +281,10 @@ class _Run:
         """Warn if ``β|ε|`` leaves ``max(eps, tol) ||H|| / δ  <<  β|ε|  <<  δ``."""
         if not self.opts.warn_window:
             return
-        ops = [self.system.cost] if self.cost_mode else list(self.system.outputs.values())
-        strength = beta * float(sum(abs(e) * op.norm_bound() for e, op in zip(eps, ops, strict=True)))  # type: ignore[union-attr]
+        ops = list(self.system.outputs.values())
+        if self.cost_mode and self.system.cost is not None:
+            ops = [self.system.cost]
+        strength = beta * sum(abs(e) * op.norm_bound() for e, op in zip(eps, ops, strict=True))
         if strength == 0:
             return
         scale = free.gap if free.kind != "thermal" else max(free.gap, free.temperature or 0.0)
@@ -458,7 +470,9 @@ def response(
         rhs = bop @ free.vectors[:, k]
         rhs = rhs - free.vectors @ (free.vectors.conj().T @ rhs)
         phis[:, k] = _solve_shifted(ham, values, free, k, rhs, spec)
-    elems = ham.structure.string_matrix_elements(phis, free.vectors.astype(phis.dtype), free.weights)
+    elems = ham.structure.string_matrix_elements(
+        phis, free.vectors.astype(phis.dtype), free.weights
+    )
     return -2.0 * (a_coef @ elems.real)
 
 
@@ -582,4 +596,6 @@ def susceptibility(
     vals = system.full_values(values)
     free = solve(h, vals, spec)
     derivs = h.derivative_coefficients
-    return np.column_stack([response(h, vals, free, derivs, derivs[b], spec) for b in range(len(derivs))])
+    return np.column_stack(
+        [response(h, vals, free, derivs, derivs[b], spec) for b in range(len(derivs))]
+    )

@@ -70,7 +70,8 @@ class SparseStructure:
     """Fixed CSR pattern of a set of Pauli strings and the map from string coefficients to data.
 
     For string ``s`` with basis masks ``(xmask_s, zmask_s)`` the matrix elements are
-    ``<b ^ xmask_s| P_s |b> = i**(#Y_s) (-1)**popcount(b & zmask_s)``. Strings sharing ``xmask`` share
+    ``<b ^ xmask_s| P_s |b> = i**(#Y_s) (-1)**popcount(b & zmask_s)``. Strings sharing ``xmask``
+    share
     the pattern ``{(b ^ xmask, b)}``. ``term_map`` is the ``(nnz, n_strings)`` sparse matrix with
     these elements, so ``csr.data = term_map @ coefficients``, and the expectation values of all
     strings in a state are ``term_map.T @ w`` with ``w_e = Σ_k p_k conj(ψ_k[row_e]) ψ_k[col_e]``.
@@ -124,7 +125,10 @@ class SparseStructure:
             col_parts.append(np.full(d, s, dtype=np.int64))
         if strings:
             tm = sp.coo_array(
-                (np.concatenate(data_parts), (np.concatenate(row_parts), np.concatenate(col_parts))),
+                (
+                    np.concatenate(data_parts),
+                    (np.concatenate(row_parts), np.concatenate(col_parts)),
+                ),
                 shape=(nnz, len(strings)),
             )
         else:
@@ -160,7 +164,7 @@ class SparseStructure:
     def string_matrix_elements(
         self, bra: np.ndarray, ket: np.ndarray, weights: np.ndarray | None = None
     ) -> np.ndarray:
-        """``Σ_k weights_k <bra_k| P_s |ket_k>`` for every string ``s`` (complex, ``(n_strings,)``)."""
+        """``Σ_k weights_k <bra_k| P_s |ket_k>`` for every string ``s`` (complex, ``(S,)``)."""
         return self.term_map_t @ self.pair_products(bra, ket, weights)
 
     def string_traces(self, w_matrix: np.ndarray) -> np.ndarray:
@@ -252,7 +256,9 @@ class ParametrisedHamiltonian:
         given = dict(mapping or {}, **kw)
         unknown = [k for k in given if k not in self.param_index]
         if unknown:
-            raise ProblemError(f"unknown parameters {unknown}; this Hamiltonian has {list(self.params)}")
+            raise ProblemError(
+                f"unknown parameters {unknown}; this Hamiltonian has {list(self.params)}"
+            )
         missing = [p for p in self.params if p not in given]
         if missing:
             raise ProblemError(f"no value given for parameters {missing}")
@@ -262,7 +268,8 @@ class ParametrisedHamiltonian:
         v = np.asarray(values, dtype=float)
         if v.shape != (len(self.params),):
             raise ProblemError(
-                f"expected {len(self.params)} parameter values {list(self.params)}, got shape {v.shape}"
+                f"expected {len(self.params)} parameter values {list(self.params)}, "
+                f"got shape {v.shape}"
             )
         bad = [self.params[i] for i in np.flatnonzero(~np.isfinite(v))]
         if bad:
@@ -297,7 +304,10 @@ class ParametrisedHamiltonian:
 
     # ------------------------------------------------------------------ composition
     def with_terms(
-        self, terms: Iterable[Term], params: Sequence[str] = (), extra_strings: Iterable[PauliString] = ()
+        self,
+        terms: Iterable[Term],
+        params: Sequence[str] = (),
+        extra_strings: Iterable[PauliString] = (),
     ) -> ParametrisedHamiltonian:
         """A new Hamiltonian with ``terms`` appended; new parameter names go after the old ones."""
         return ParametrisedHamiltonian(
@@ -354,4 +364,3 @@ class ParametrisedHamiltonian:
             f"ParametrisedHamiltonian(n_qubits={self.n_qubits}, terms={len(self.terms)}, "
             f"params={len(self.params)}, strings={len(self.strings)})"
         )
-

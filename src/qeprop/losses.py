@@ -85,7 +85,9 @@ class FunctionLoss:
             raise ProblemError("a loss callable must return (L, dL/dy)") from None
         g = np.asarray(grad, dtype=float).reshape(-1)
         if g.shape != np.shape(y):
-            raise ProblemError(f"the loss callable returned dL/dy of shape {g.shape}, expected {np.shape(y)}")
+            raise ProblemError(
+                f"the loss callable returned dL/dy of shape {g.shape}, expected {np.shape(y)}"
+            )
         if not (np.isfinite(val) and np.all(np.isfinite(g))):
             raise ProblemError("the loss callable returned NaN or inf")
         return float(val), g
@@ -100,5 +102,7 @@ def make_loss(kind: str, target: Sequence[float] | np.ndarray, n_outputs: int) -
         raise ProblemError(f"unknown loss {kind!r}; choose one of {[*LOSSES, 'observable']}")
     loss = LOSSES[kind](target)
     if loss.target.size != n_outputs:
-        raise ProblemError(f"the target has {loss.target.size} entries but there are {n_outputs} outputs")
-    return loss  # type: ignore[no-any-return]
+        raise ProblemError(
+            f"the target has {loss.target.size} entries but there are {n_outputs} outputs"
+        )
+    return loss

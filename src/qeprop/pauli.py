@@ -3,7 +3,8 @@
 Conventions (see ``docs/conventions.md``):
 
 * A Pauli string is a tensor product of single-qubit Paulis ``I, X, Y, Z`` without a phase. It is
-  written as in OpenFermion, ``"X0 Z3 Y7"`` (letter, then qubit index, separated by spaces; ``""`` is
+  written as in OpenFermion, ``"X0 Z3 Y7"`` (letter, then qubit index, separated by spaces;
+  ``""`` is
   the identity), or densely, ``"XZIY"`` (character ``k`` acts on qubit ``k``).
 * Qubit 0 is the leftmost Kronecker factor, i.e. the most significant bit of a basis index:
   ``|b_0 b_1 ... b_{n-1}>`` has index ``sum_q b_q 2**(n-1-q)`` and ``Z_q`` has eigenvalue
@@ -18,7 +19,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Union
 
 import numpy as np
 import scipy.sparse as sp
@@ -48,7 +48,8 @@ class PauliString:
     Parameters
     ----------
     x, z:
-        Bit ``q`` of ``x`` (``z``) is set when the letter on qubit ``q`` has an X (Z) part; Y has both.
+        Bit ``q`` of ``x`` (``z``) is set when the letter on qubit ``q`` has an X (Z) part;
+        Y has both.
 
     Examples
     --------
@@ -228,7 +229,10 @@ class PauliString:
         return xm, zm
 
     def to_sparse(self, n_qubits: int) -> sp.csr_array:
-        """Sparse ``2**n x 2**n`` matrix: ``P|b> = i**(#Y) (-1)**popcount(b & zmask) |b ^ xmask>``."""
+        """Sparse ``2**n x 2**n`` matrix.
+
+        ``P|b> = i**(#Y) (-1)**popcount(b & zmask) |b ^ xmask>``.
+        """
         d = 1 << n_qubits
         xm, zm = self.basis_masks(n_qubits)
         b = np.arange(d, dtype=np.int64)
@@ -256,7 +260,7 @@ def phase_column(b: np.ndarray, zmask: int, n_y: int) -> np.ndarray:
     return signs * float(ph.real if isinstance(ph, complex) else ph)
 
 
-_PauliLike = Union[str, PauliString]
+_PauliLike = str | PauliString
 
 
 def _as_string(p: _PauliLike) -> PauliString:
@@ -381,9 +385,11 @@ class PauliSum:
 
     def to_sparse(self, n_qubits: int) -> sp.csr_array:
         d = 1 << n_qubits
-        dtype = np.float64 if self.is_hermitian() and all(
-            p.n_y % 2 == 0 for p in self._terms
-        ) else np.complex128
+        dtype = (
+            np.float64
+            if self.is_hermitian() and all(p.n_y % 2 == 0 for p in self._terms)
+            else np.complex128
+        )
         out = sp.csr_array((d, d), dtype=dtype)
         for p, c in self._terms.items():
             m = p.to_sparse(n_qubits)
@@ -411,7 +417,7 @@ def _fmt(c: complex) -> str:
 
 
 def as_pauli_sum(obj: PauliSum | PauliString | str | Iterable[tuple[float, str]]) -> PauliSum:
-    """Coerce a string, a :class:`PauliString` or ``[(coeff, string), ...]`` to a :class:`PauliSum`."""
+    """Coerce a string, a :class:`PauliString` or ``[(coeff, string), ...]`` to a PauliSum."""
     if isinstance(obj, PauliSum):
         return obj
     if isinstance(obj, PauliString):
@@ -441,4 +447,3 @@ def qubitwise_commute_groups(strings: Iterable[PauliString]) -> list[list[PauliS
             groups.append([p])
             bases.append(p)
     return groups
-

@@ -22,7 +22,8 @@ Keys
 ``terms``       Hamiltonian terms ``{"pauli", "coeff" (default 1), "param" (optional)}``.
 ``outputs``     output observables ``{"name", "terms": [...]}`` (or ``"pauli"``/``"coeff"``).
 ``loss``        ``{"kind": "mse" | "cross_entropy", "target": [...]}`` or
-                ``{"kind": "observable", "terms": [...]}`` (``L = ⟨C⟩``, Scellier's cost observable).
+                ``{"kind": "observable", "terms": [...]}`` (``L = ⟨C⟩``, Scellier's cost
+                observable).
 ``state``       ``{"kind": "ground" | "eigenstate" | "thermal", ...}`` with the fields of
                 :class:`~qeprop.solvers.StateSpec` (``temperature``, ``level``, ``method``, ``tol``,
                 ``degeneracy``, ``degeneracy_tol``, ``dense_max_dim``, ``maxiter``).
@@ -100,7 +101,9 @@ def _table(v: Any, where: str) -> Mapping[str, Any]:
 def _check_keys(d: Mapping[str, Any], allowed: set[str], where: str) -> None:
     extra = sorted(set(d) - allowed)
     if extra:
-        raise _err(f"{where}.{extra[0]}" if where else extra[0], f"unknown key; allowed: {sorted(allowed)}")
+        raise _err(
+            f"{where}.{extra[0]}" if where else extra[0], f"unknown key; allowed: {sorted(allowed)}"
+        )
 
 
 def _pauli(v: Any, n: int, where: str) -> PauliString:
@@ -129,7 +132,9 @@ def _term_list(v: Any, n: int, where: str, params: set[str] | None) -> list[Term
             if not isinstance(name, str):
                 raise _err(f"{w}.param", f"expected a parameter name, got {name!r}")
             if params is not None and name not in params:
-                raise _err(f"{w}.param", f"parameter {name!r} is used but not defined in params or inputs")
+                raise _err(
+                    f"{w}.param", f"parameter {name!r} is used but not defined in params or inputs"
+                )
         out.append(Term(c, p, name))
     return out
 
@@ -232,7 +237,9 @@ def _parse(data: Mapping[str, Any], source: str) -> Problem:
     _check_keys(est, _ESTIMATOR_KEYS, "estimator")
     ekind = est.pop("kind", "centered" if cost is None else "cost_observable")
     if ekind not in ESTIMATORS:
-        raise _err("estimator.kind", f"unknown estimator {ekind!r}; choose one of {list(ESTIMATORS)}")
+        raise _err(
+            "estimator.kind", f"unknown estimator {ekind!r}; choose one of {list(ESTIMATORS)}"
+        )
     for key in ("nudge", "fd_step"):
         if key in est:
             est[key] = _number(est[key], f"estimator.{key}")
@@ -277,5 +284,7 @@ def load_problem(path: str | Path) -> Problem:
     except tomllib.TOMLDecodeError as e:
         raise ProblemError(f"invalid TOML: {e}", where=str(p)) from None
     except json.JSONDecodeError as e:
-        raise ProblemError(f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}", where=str(p)) from None
+        raise ProblemError(
+            f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}", where=str(p)
+        ) from None
     return parse_problem(data, source=str(p))

@@ -11,7 +11,6 @@ rendered from one precomputed structure, with different parameter vectors.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -30,9 +29,8 @@ def nudge_param(output: str) -> str:
     return f"nu[{output}]"
 
 
-@dataclass(frozen=True)
 class QEPSystem:
-    """Hamiltonian ``H(x, θ)`` plus the observables QEP reads out and nudges.
+    """Hamiltonian ``H(x, θ)`` plus the observables QEP reads out and nudges (immutable).
 
     Parameters
     ----------
@@ -47,27 +45,39 @@ class QEPSystem:
         Optional cost observable ``C`` whose expectation is the loss (Scellier's setting).
     """
 
-    hamiltonian: ParametrisedHamiltonian
-    outputs: Mapping[str, PauliSum] = field(default_factory=dict)
-    trainable: Sequence[str] | None = None
-    cost: PauliSum | None = None
-
-    def __post_init__(self) -> None:
-        outs = {str(k): as_pauli_sum(v) for k, v in dict(self.outputs).items()}
-        object.__setattr__(self, "outputs", outs)
-        if self.cost is not None:
-            object.__setattr__(self, "cost", as_pauli_sum(self.cost))
-        params = self.hamiltonian.params
-        train = tuple(params) if self.trainable is None else tuple(self.trainable)
-        unknown = [p for p in train if p not in params]
+    def __init__(
+        self,
+        hamiltonian: ParametrisedHamiltonian,
+        outputs: Mapping[str, PauliSum | str] | None = None,
+        trainable: Sequence[str] | None = None,
+        cost: PauliSum | str | None = None,
+    ) -> None:
+        self.hamiltonian = hamiltonian
+        self.outputs: dict[str, PauliSum] = {
+            str(k): as_pauli_sum(v) for k, v in dict(outputs or {}).items()
+        }
+        self.cost: PauliSum | None = None if cost is None else as_pauli_sum(cost)
+        params = hamiltonian.params
+        self.trainable: tuple[str, ...] = tuple(params) if trainable is None else tuple(trainable)
+        unknown = [p for p in self.trainable if p not in params]
         if unknown:
-            raise ProblemError(f"trainable parameters {unknown} are not parameters of the Hamiltonian")
-        object.__setattr__(self, "trainable", train)
-        n = self.hamiltonian.n_qubits
-        for name, op in [*outs.items(), *([("cost", self.cost)] if self.cost is not None else [])]:
+            raise ProblemError(
+                f"trainable parameters {unknown} are not parameters of the Hamiltonian"
+            )
+        n = hamiltonian.n_qubits
+        named = [*self.outputs.items(), *([("cost", self.cost)] if self.cost is not None else [])]
+        for name, op in named:
             if op.max_qubit >= n:
-                raise ProblemError(f"output {name!r} acts on qubit {op.max_qubit}, beyond {n} qubits")
+                raise ProblemError(
+                    f"output {name!r} acts on qubit {op.max_qubit}, beyond {n} qubits"
+                )
             op.real(what=f"output {name!r}")
+
+    def __repr__(self) -> str:
+        return (
+            f"QEPSystem({self.hamiltonian!r}, outputs={list(self.outputs)}, "
+            f"trainable={len(self.trainable)}, cost={'yes' if self.cost is not None else 'no'})"
+        )
 
     # ------------------------------------------------------------------ the full Hamiltonian
     @cached_property

@@ -81,7 +81,9 @@ class StateSpec:
         if self.kind not in _KINDS:
             raise ProblemError(f"unknown state kind {self.kind!r}; choose one of {list(_KINDS)}")
         if self.method not in _METHODS:
-            raise ProblemError(f"unknown solver method {self.method!r}; choose one of {list(_METHODS)}")
+            raise ProblemError(
+                f"unknown solver method {self.method!r}; choose one of {list(_METHODS)}"
+            )
         if self.degeneracy not in _DEGENERACY:
             raise ProblemError(
                 f"unknown degeneracy mode {self.degeneracy!r}; choose one of {list(_DEGENERACY)}"
@@ -110,13 +112,19 @@ class StateSpec:
         return dim <= self.dense_max_dim
 
 
-Solver = Callable[[ParametrisedHamiltonian, np.ndarray, StateSpec, "Equilibrium | None"], Equilibrium]
+Solver = Callable[
+    [ParametrisedHamiltonian, np.ndarray, StateSpec, "Equilibrium | None"], Equilibrium
+]
 
 
 def _registry() -> dict[str, Solver]:
     from . import exact
 
-    return {"ground": exact.solve_ground, "eigenstate": exact.solve_eigenstate, "thermal": exact.solve_thermal}
+    return {
+        "ground": exact.solve_ground,
+        "eigenstate": exact.solve_eigenstate,
+        "thermal": exact.solve_thermal,
+    }
 
 
 SOLVERS: dict[str, Solver] = {}

@@ -140,7 +140,9 @@ def _lanczos_lowest(
     return np.asarray(evs)[order], locked[:, order], count[0]
 
 
-def _residual(ham: ParametrisedHamiltonian, values: np.ndarray, vec: np.ndarray, ev: np.ndarray) -> float:
+def _residual(
+    ham: ParametrisedHamiltonian, values: np.ndarray, vec: np.ndarray, ev: np.ndarray
+) -> float:
     r = ham.sparse(values) @ vec - vec * ev
     return float(np.max(np.linalg.norm(r, axis=0))) if r.size else 0.0
 
@@ -281,8 +283,8 @@ def solve_thermal(
 ) -> Equilibrium:
     """Gibbs state ``ρ = exp(-H/T) / Z`` from the full spectrum (dense).
 
-    Weights are ``w_k = exp(-(E_k - E_0)/T) / Σ_m exp(-(E_m - E_0)/T)``; all ``dim`` eigenvectors are
-    kept so that the exact thermal susceptibility can be formed.
+    Weights are ``w_k = exp(-(E_k - E_0)/T) / Σ_m exp(-(E_m - E_0)/T)``; all ``dim`` eigenvectors
+    are kept so that the exact thermal susceptibility can be formed.
     """
     del guess  # a dense solve has no use for a warm start
     ev, vec = _dense_lowest(ham, values, spec, None)
