@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import TextIO
 
 from . import __version__
-from .errors import QEPError, QEPWarning
+from .errors import ProblemTooLargeError, QEPError, QEPWarning, SolverError
 
 EXIT_USAGE = 2
 
@@ -69,9 +69,19 @@ def _gradient(args: argparse.Namespace, out: TextIO) -> int:
     seed = args.seed if args.seed is not None else prob.seed
     if opts.shots is not None and seed is None:
         seed = 0
-    rec = estimate_gradient(
-        prob.system, prob.values, prob.loss, estimator=estimator, options=opts, seed=seed
-    )
+    try:
+        rec = estimate_gradient(
+            prob.system, prob.values, prob.loss, estimator=estimator, options=opts, seed=seed
+        )
+    except QEPError as e:  # solver failures belong to the state, memory to the problem size
+        if e.where is None:
+            field = "problem"
+            if isinstance(e, SolverError):
+                field = "state"
+            elif isinstance(e, ProblemTooLargeError):
+                field = "qubits"
+            raise type(e)(e.message, where=f"{prob.source}: {field}") from None
+        raise
     if args.json:
         obj = {
             "loss": rec.loss,
