@@ -199,7 +199,7 @@ class ParametrisedHamiltonian:
         params: Sequence[str] | None = None,
         extra_strings: Iterable[PauliString] = (),
     ) -> None:
-        if not isinstance(n_qubits, int | np.integer) or n_qubits < 1:
+        if not isinstance(n_qubits, int | np.integer) or isinstance(n_qubits, bool) or n_qubits < 1:
             raise ProblemError(f"the number of qubits must be a positive integer, got {n_qubits!r}")
         self.n_qubits = int(n_qubits)
         tl: list[Term] = []
@@ -262,7 +262,12 @@ class ParametrisedHamiltonian:
         missing = [p for p in self.params if p not in given]
         if missing:
             raise ProblemError(f"no value given for parameters {missing}")
-        return self.check_values(np.array([given[p] for p in self.params], dtype=float))
+        try:
+            vec = np.array([given[p] for p in self.params], dtype=float)
+        except (TypeError, ValueError):
+            bad = {p: given[p] for p in self.params if not isinstance(given[p], int | float)}
+            raise ProblemError(f"parameter values must be real numbers, got {bad}") from None
+        return self.check_values(vec)
 
     def check_values(self, values: np.ndarray) -> np.ndarray:
         v = np.asarray(values, dtype=float)

@@ -201,6 +201,7 @@ def _sampled(
         signs = 1.0 - 2.0 * parity(outcomes[None, :] & supports[:, None])  # (n_group, m)
         per_shot = coef[:, cols] @ signs  # (n_ops, m)
         mean = mean + per_shot.mean(axis=1)
-        var = var + per_shot.var(axis=1, ddof=1 if m > 1 else 0) / m
+        # one shot gives no estimate of the spread: its standard error is undefined (nan)
+        var = var + (per_shot.var(axis=1, ddof=1) / m if m > 1 else np.nan)
     total = m * len(groups)
     return Estimate(mean, np.sqrt(var), total, total)

@@ -34,7 +34,7 @@ __all__ = [
 
 _LETTER_BITS = {"I": (0, 0), "X": (1, 0), "Y": (1, 1), "Z": (0, 1)}
 _BITS_LETTER = {v: k for k, v in _LETTER_BITS.items()}
-_TOKEN = re.compile(r"^([IXYZ])(\d+)$")
+_TOKEN = re.compile(r"^([IXYZ])([0-9]+)$")
 
 
 def _popcount(v: int) -> int:
@@ -75,7 +75,7 @@ class PauliString:
             raise PauliError(f"a Pauli string must be text, got {type(text).__name__}")
         s = text.strip().upper()
         x = z = 0
-        if s and not any(c.isdigit() for c in s):
+        if s and not any(c in "0123456789" for c in s):
             for q, c in enumerate(s.replace(" ", "")):
                 if c not in _LETTER_BITS:
                     raise PauliError(
@@ -304,6 +304,8 @@ class PauliSum:
         """Projector onto Z-basis values: ``prod_q (1 + (-1)**b_q Z_q) / 2`` for ``{q: b_q}``."""
         out = cls({PauliString(): 1.0})
         for q, b in bits.items():
+            if not isinstance(q, int | np.integer) or q < 0:
+                raise PauliError(f"projector qubit index must be a non-negative integer, got {q!r}")
             if b not in (0, 1):
                 raise PauliError(f"projector bit for qubit {q} must be 0 or 1, got {b!r}")
             out = out @ cls({PauliString(): 0.5, PauliString(0, 1 << q): 0.5 * (-1) ** b})

@@ -35,6 +35,18 @@ _METHODS = ("auto", "dense", "lanczos")
 _DEGENERACY = ("error", "mixture")
 
 
+def _positive_number(v: object) -> bool:
+    return (
+        isinstance(v, int | float | np.floating | np.integer)
+        and not isinstance(v, bool)
+        and bool(np.isfinite(v) and v > 0)
+    )
+
+
+def _integer(v: object, minimum: int) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool) and bool(v >= minimum)
+
+
 @dataclass(frozen=True)
 class StateSpec:
     """Which equilibrium to prepare and how.
@@ -89,17 +101,27 @@ class StateSpec:
                 f"unknown degeneracy mode {self.degeneracy!r}; choose one of {list(_DEGENERACY)}"
             )
         if self.kind == "thermal":
-            t = self.temperature
-            if t is None or not np.isfinite(t) or t <= 0:
-                raise ProblemError(f"a thermal state needs a finite temperature > 0, got {t!r}")
+            if not _positive_number(self.temperature):
+                raise ProblemError(
+                    f"a thermal state needs a finite temperature > 0, got {self.temperature!r}"
+                )
         elif self.temperature is not None:
             raise ProblemError(f"temperature is only used by thermal states, not {self.kind!r}")
-        if not (isinstance(self.level, int) and self.level >= 0):
-            raise ProblemError(f"level must be a non-negative integer, got {self.level!r}")
         for name in ("tol", "degeneracy_tol"):
+            if not _positive_number(getattr(self, name)):
+                raise ProblemError(
+                    f"{name} must be a finite number > 0, got {getattr(self, name)!r}"
+                )
+        if not _integer(self.level, 0):
+            raise ProblemError(f"level must be a non-negative integer, got {self.level!r}")
+        if not _integer(self.dense_max_dim, 1):
+            raise ProblemError(
+                f"dense_max_dim must be a positive integer, got {self.dense_max_dim!r}"
+            )
+        for name in ("maxiter", "blas_threads"):
             v = getattr(self, name)
-            if not (np.isfinite(v) and v > 0):
-                raise ProblemError(f"{name} must be a positive number, got {v!r}")
+            if v is not None and not _integer(v, 1):
+                raise ProblemError(f"{name} must be a positive integer or None, got {v!r}")
 
     def with_(self, **changes: object) -> StateSpec:
         return replace(self, **changes)  # type: ignore[arg-type]

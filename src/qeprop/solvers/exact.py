@@ -10,7 +10,7 @@ import numpy as np
 import scipy.linalg as la
 import scipy.sparse.linalg as spla
 
-from ..errors import ConvergenceError, DegeneracyError, LevelCrossingWarning
+from ..errors import ConvergenceError, DegeneracyError, LevelCrossingWarning, ProblemError
 from ..hamiltonian import ParametrisedHamiltonian, check_memory
 from ..states import Equilibrium
 from . import StateSpec
@@ -234,6 +234,10 @@ def solve_eigenstate(
     smooth deformation of the free one); a total overlap below one half warns of a level crossing.
     """
     d = ham.dim
+    if spec.level >= d:
+        raise ProblemError(
+            f"level {spec.level} does not exist: the Hilbert space has dimension {d}"
+        )
     follow = guess is not None and guess.kind == "eigenstate" and guess.dim == d
     top = (guess.level + guess.degeneracy) if follow and guess is not None else spec.level + 1
     k = min(d, top + 2)
