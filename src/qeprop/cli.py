@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import warnings
 from collections.abc import Sequence
@@ -62,9 +63,15 @@ def _gradient(args: argparse.Namespace, out: TextIO) -> int:
                        where="--estimator")  # fmt: skip
     changes: dict[str, object] = {}
     if args.nudge is not None:
+        if not (math.isfinite(args.nudge) and args.nudge > 0):
+            raise QEPError(f"must be a finite number > 0, got {args.nudge}", where="--nudge")
         changes["nudge"] = args.nudge
     if args.shots is not None:
+        if args.shots < 1:
+            raise QEPError(f"must be a positive integer, got {args.shots}", where="--shots")
         changes["shots"] = args.shots
+    if args.seed is not None and args.seed < 0:
+        raise QEPError(f"must be a non-negative integer, got {args.seed}", where="--seed")
     opts = replace(prob.options, **changes) if changes else prob.options  # type: ignore[arg-type]
     seed = args.seed if args.seed is not None else prob.seed
     if opts.shots is not None and seed is None:
@@ -74,14 +81,14 @@ def _gradient(args: argparse.Namespace, out: TextIO) -> int:
             prob.system, prob.values, prob.loss, estimator=estimator, options=opts, seed=seed
         )
     except QEPError as e:  # solver failures belong to the state, memory to the problem size
-        if e.where is None:
+        field = e.where
+        if field is None:
             field = "problem"
             if isinstance(e, SolverError):
                 field = "state"
             elif isinstance(e, ProblemTooLargeError):
                 field = "qubits"
-            raise type(e)(e.message, where=f"{prob.source}: {field}") from None
-        raise
+        raise type(e)(e.message, where=f"{prob.source}: {field}") from None
     if args.json:
         obj = {
             "loss": rec.loss,

@@ -35,6 +35,7 @@ from .hamiltonian import ParametrisedHamiltonian
 from .losses import Loss
 from .measurement import SHOT_MODELS, Estimate, measure, string_expectations
 from .solvers import StateSpec, solve
+from .solvers.exact import blas_threads
 from .states import Equilibrium
 from .system import COST_NUDGE, QEPSystem
 
@@ -315,29 +316,26 @@ def _nudged(run: _Run, variant: str, name: str) -> GradientRecord:
     free = run.solve(run.values)
     ri, rc = run.readout_ops()
     need_free_a = variant != "centered"
-    # free phase: outputs (and ⟨A_j⟩ for one-sided variants) from the same preparation(s)
-    if need_free_a:
-        ident = np.concatenate([ri, np.zeros(len(run.train_coef))])
-        coef = np.vstack([rc, run.train_coef])
-        est = run.measure(free, ident, coef, noisy, new_prep=True)
+    p = len(run.train_coef)
+    zeros = np.zeros(p)
+    a0: Estimate | None = None
+    if need_free_a and noisy and run.opts.noisy_outputs:
+        # outputs and ⟨A_j⟩ of the free phase from the same shots (shared commuting groups)
+        est = run.measure(
+            free, np.concatenate([ri, zeros]), np.vstack([rc, run.train_coef]), True, True
+        )
         n_out = len(ri)
-        y_noisy = Estimate(est.mean[:n_out], est.stderr[:n_out])
+        y = Estimate(est.mean[:n_out], est.stderr[:n_out])
         a0 = Estimate(est.mean[n_out:], est.stderr[n_out:])
-        if not run.opts.noisy_outputs:
-            y_exact = run.measure(free, ri, rc, False, new_prep=False)
-            y = y_exact
-        else:
-            y = y_noisy
     else:
         y = run.measure(free, ri, rc, noisy and run.opts.noisy_outputs, new_prep=True)
-        a0 = None
+        if need_free_a:
+            a0 = run.measure(free, zeros, run.train_coef, noisy, new_prep=False)
     loss, eps = run.evaluate(y)
-    p = len(run.train_coef)
     if not np.any(eps):
         return run.record(name, np.zeros(p), np.zeros(p), y, loss, eps, free, beta)
     run.check_window(free, eps, beta)
     direction = run.direction(eps)
-    zeros = np.zeros(p)
     a: dict[int, Estimate] = {}
     signs = {"positive": (1, 0), "negative": (0, -1), "centered": (1, -1)}[variant]
     for s in signs:
@@ -388,7 +386,8 @@ def _solve_shifted(
     manifold = state.vectors
     ek = state.energies[k]
     if spec.use_dense(ham.dim) and ham.dim <= 4096:
-        ev, vec = np.linalg.eigh(h.toarray())
+        with blas_threads(spec.blas_threads, ham.dim):
+            ev, vec = np.linalg.eigh(h.toarray())
         c = vec.conj().T @ rhs
         denom = ev - ek
         keep = np.abs(denom) > max(spec.degeneracy_tol, 1e-12)
@@ -459,8 +458,9 @@ def response(
     """
     if free.kind == "thermal":
         v = free.vectors
-        b_eig = v.conj().T @ (ham.operator_matrix(b_coef) @ v)
-        w = v @ (susceptibility_weights(free) * b_eig) @ v.conj().T
+        with blas_threads(spec.blas_threads, ham.dim):
+            b_eig = v.conj().T @ (ham.operator_matrix(b_coef) @ v)
+            w = v @ (susceptibility_weights(free) * b_eig) @ v.conj().T
         tr = ham.structure.string_traces(w).real
         ps = string_expectations(ham, free)
         return a_coef @ tr + (a_coef @ ps) * (b_coef @ ps) / float(free.temperature)  # type: ignore[arg-type]
@@ -571,6 +571,8 @@ def estimate_gradient(
 
         opts = replace(opts, **option_overrides)  # type: ignore[arg-type]
     if rng is None and seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+            raise ProblemError(f"seed must be a non-negative integer, got {seed!r}")
         rng = np.random.default_rng(seed)
     if opts.shots is not None and rng is None:
         raise ProblemError("shot noise needs a seed or an rng")

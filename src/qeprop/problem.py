@@ -251,6 +251,8 @@ def _parse(data: Mapping[str, Any], source: str) -> Problem:
     seed = data.get("seed")
     if seed is not None:
         seed = _number(seed, "seed", integer=True)
+        if seed < 0:
+            raise _err("seed", f"must be a non-negative integer, got {seed}")
     noisy = data.get("noisy_outputs", False)
     if not isinstance(noisy, bool):
         raise _err("noisy_outputs", f"expected true or false, got {noisy!r}")
@@ -276,6 +278,8 @@ def load_problem(path: str | Path) -> Problem:
         raise ProblemError("file not found", where=str(p)) from None
     except OSError as e:
         raise ProblemError(f"cannot read: {e.strerror}", where=str(p)) from None
+    except UnicodeDecodeError as e:
+        raise ProblemError(f"not UTF-8 text (byte {e.start})", where=str(p)) from None
     try:
         if p.suffix.lower() == ".toml":
             data = tomllib.loads(text)

@@ -236,7 +236,8 @@ def solve_eigenstate(
     d = ham.dim
     if spec.level >= d:
         raise ProblemError(
-            f"level {spec.level} does not exist: the Hilbert space has dimension {d}"
+            f"level {spec.level} does not exist: the Hilbert space has dimension {d}",
+            where="state.level",
         )
     follow = guess is not None and guess.kind == "eigenstate" and guess.dim == d
     top = (guess.level + guess.degeneracy) if follow and guess is not None else spec.level + 1
