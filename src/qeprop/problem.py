@@ -60,7 +60,7 @@ _TOP_KEYS = {
 }  # fmt: skip
 _STATE_KEYS = {
     "kind", "temperature", "level", "method", "tol", "maxiter", "degeneracy",
-    "degeneracy_tol", "dense_max_dim",
+    "degeneracy_tol", "gap_tol", "dense_max_dim",
 }  # fmt: skip
 _ESTIMATOR_KEYS = {"kind", "nudge", "variant", "fd_step"}
 
@@ -222,7 +222,7 @@ def _parse(data: Mapping[str, Any], source: str) -> Problem:
 
     st = dict(_table(data.get("state", {}), "state"))
     _check_keys(st, _STATE_KEYS, "state")
-    for key in ("temperature", "tol", "degeneracy_tol"):
+    for key in ("temperature", "tol", "degeneracy_tol", "gap_tol"):
         if key in st and st[key] is not None:
             st[key] = _number(st[key], f"state.{key}")
     for key in ("level", "dense_max_dim", "maxiter"):

@@ -71,6 +71,10 @@ class StateSpec:
         weight mixture over all levels within ``degeneracy_tol`` of the selected one.
     degeneracy_tol:
         Energy below which two levels count as degenerate.
+    gap_tol:
+        Relative Lanczos residual for the levels above the manifold, which are needed only for
+        their energy (the gap): a Ritz value's error is quadratic in its residual, so the default
+        ``1e-6`` gives the gap to about ``1e-12 ||H||² / Δ``.
     dense_max_dim:
         Largest dimension solved densely by ``method="auto"``.
     blas_threads:
@@ -86,6 +90,7 @@ class StateSpec:
     maxiter: int | None = None
     degeneracy: str = "mixture"
     degeneracy_tol: float = 1e-8
+    gap_tol: float = 1e-6
     dense_max_dim: int = 256
     blas_threads: int | None = 1
 
@@ -107,7 +112,7 @@ class StateSpec:
                 )
         elif self.temperature is not None:
             raise ProblemError(f"temperature is only used by thermal states, not {self.kind!r}")
-        for name in ("tol", "degeneracy_tol"):
+        for name in ("tol", "degeneracy_tol", "gap_tol"):
             if not _positive_number(getattr(self, name)):
                 raise ProblemError(
                     f"{name} must be a finite number > 0, got {getattr(self, name)!r}"

@@ -17,9 +17,6 @@ from . import StateSpec
 
 __all__ = ["blas_threads", "solve_eigenstate", "solve_ground", "solve_thermal"]
 
-# Levels above the selected manifold are needed only for their energy (the gap); a Ritz value's
-# error is quadratic in its residual, so a relative residual of 1e-6 gives the gap to ~1e-10.
-_GAP_TOL = 1e-6
 # Krylov basis size of ARPACK. It checks convergence only after filling the basis, so a warm start,
 # which converges within a few steps, profits from a smaller basis than the default 20.
 _NCV_WARM = 10
@@ -129,7 +126,7 @@ def _lanczos_lowest(
             v0 = v0 - lk @ (lk.conj().T @ v0)
         if np.linalg.norm(v0) < 1e-8:
             v0 = rng.standard_normal(d).astype(v0.dtype)
-        tol = spec.tol if i < precise else max(spec.tol, _GAP_TOL)
+        tol = spec.tol if i < precise else max(spec.tol, spec.gap_tol)
         try:
             with blas_threads(spec.blas_threads, d):
                 ev, vec = spla.eigsh(
