@@ -99,7 +99,8 @@ def measure(
     """
     ident = np.asarray(ident, dtype=float)
     coef = np.atleast_2d(np.asarray(coef, dtype=float))
-    exact = expectations(ham, state, ident, coef)
+    ps = string_expectations(ham, state)
+    exact = ident + coef @ ps
     if shots is None:
         return Estimate(exact, np.zeros_like(exact), 0, 1)
     m = _check_shots(shots)
@@ -108,33 +109,38 @@ def measure(
     if rng is None:
         raise ProblemError("measuring with shots needs a random generator (pass seed or rng)")
     if model == "gaussian":
-        return _gaussian(ham, state, coef, exact, m, rng)
+        return _gaussian(ham, state, coef, exact, m, rng, ps)
     return _sampled(ham, state, ident, coef, m, rng)
 
 
-def variances(ham: ParametrisedHamiltonian, state: Equilibrium, coef: np.ndarray) -> np.ndarray:
+def variances(
+    ham: ParametrisedHamiltonian,
+    state: Equilibrium,
+    coef: np.ndarray,
+    string_values: np.ndarray | None = None,
+) -> np.ndarray:
     """``Var(A_i) = ⟨A_i²⟩ - ⟨A_i⟩²`` (identity parts do not contribute).
 
-    A single string squares to the identity, so ``Var(c P) = c² (1 - ⟨P⟩²)``; other observables use
+    A single string squares to the identity, so ``Var(c P) = c² (1 - ⟨P⟩²)`` (vectorised over all
+    such observables, from ``string_values = ⟨P_s⟩`` if given); other observables use
     ``⟨A²⟩ = Σ_k w_k ||A ψ_k||²``.
     """
+    coef = np.atleast_2d(coef)
+    nnz = np.count_nonzero(coef, axis=1)
+    out = np.zeros(len(coef))
+    single = nnz == 1
+    if np.any(single):
+        ps = string_expectations(ham, state) if string_values is None else string_values
+        sub = coef[single]
+        col = np.argmax(sub != 0, axis=1)
+        c = sub[np.arange(len(col)), col]
+        out[single] = c**2 * (1.0 - ps[col] ** 2)
     vecs, w = state.significant()
-    out = np.empty(len(coef))
-    ps = None
-    for i, row in enumerate(coef):
-        nz = np.flatnonzero(row)
-        if len(nz) == 0:
-            out[i] = 0.0
-        elif len(nz) == 1:
-            if ps is None:
-                ps = string_expectations(ham, state)
-            out[i] = row[nz[0]] ** 2 * (1.0 - ps[nz[0]] ** 2)
-        else:
-            a = ham.operator_matrix(row)
-            av = a @ vecs
-            sq = float(np.sum(w * np.sum(np.abs(av) ** 2, axis=0)))
-            mean_wo_ident = float(np.sum(w * np.einsum("ij,ij->j", vecs.conj(), av).real))
-            out[i] = sq - mean_wo_ident**2
+    for i in np.flatnonzero(nnz > 1):
+        av = ham.operator_matrix(coef[i]) @ vecs
+        sq = float(np.sum(w * np.sum(np.abs(av) ** 2, axis=0)))
+        mean_wo_ident = float(np.sum(w * np.einsum("ij,ij->j", vecs.conj(), av).real))
+        out[i] = sq - mean_wo_ident**2
     return np.maximum(out, 0.0)
 
 
@@ -145,8 +151,9 @@ def _gaussian(
     exact: np.ndarray,
     m: int,
     rng: np.random.Generator,
+    string_values: np.ndarray,
 ) -> Estimate:
-    var = variances(ham, state, coef)
+    var = variances(ham, state, coef, string_values)
     se = np.sqrt(var / m)
     mean = exact + se * rng.standard_normal(len(exact))
     measured = int(np.count_nonzero(np.any(coef != 0, axis=1)))
