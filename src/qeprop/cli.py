@@ -1,8 +1,12 @@
 """Command line.
 
 ``qeprop gradient FILE [--estimator K] [--nudge B] [--shots M] [--seed S] [--json]``
+``qeprop run EXPERIMENT --out DIR [--config FILE] [--set KEY=VALUE ...] [--no-progress]``
+``qeprop run --resume DIR [--no-progress]``
+``qeprop plot DIR... [--out PLOTDIR]``
 
-Errors in the input are reported in one line naming their place, with exit status 2.
+Errors in the input are reported in one line naming their place, with exit status 2. An
+interrupted run (Ctrl-C, ``SIGTERM``) is checkpointed and exits with status 130.
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import TextIO
 
 from . import __version__
 from .errors import ProblemTooLargeError, QEPError, QEPWarning, SolverError
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,6 +51,44 @@ def _parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--seed", type=int, help="random seed for shot noise (overrides the file)")
     g.add_argument("--json", action="store_true", help="print one JSON object")
+
+    r = sub.add_parser(
+        "run",
+        help="run an experiment into a new run directory, or resume one",
+        description="Run an experiment into a new run directory (config.toml, provenance.json, "
+        "metrics.jsonl, checkpoints, results.npz, summary.json), or resume an interrupted run.",
+        epilog="examples: qeprop run phase-recognition --out runs/xyz --set steps=500 "
+        "--set couplings=xz;  qeprop run --resume runs/xyz",
+    )
+    r.add_argument(
+        "experiment",
+        nargs="?",
+        help="phase-recognition or gradient-quality (or 'module:attribute' of your own)",
+    )
+    r.add_argument("--out", metavar="DIR", help="new run directory (must not exist)")
+    r.add_argument("--config", metavar="FILE", help="TOML file of configuration values")
+    r.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        dest="overrides",
+        help="configuration value (TOML literal or plain string), after --config; repeatable",
+    )
+    r.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its checkpoint")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    pl = sub.add_parser(
+        "plot",
+        help="plot saved run directories",
+        description="Draw the figures of one or more run directories (from their saved files).",
+    )
+    pl.add_argument("dirs", nargs="+", metavar="DIR", help="run directories")
+    pl.add_argument(
+        "--out",
+        metavar="PLOTDIR",
+        help="where to write PNG files (default: DIR/plots for one run, ./plots for several)",
+    )
     return p
 
 
@@ -125,25 +169,100 @@ def _gradient(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _print_summary(run_dir: Path, out: TextIO) -> None:
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    out.write(
+        f"{run_dir}: {summary.get('experiment')} finished after {summary.get('steps')} steps\n"
+    )
+    final = summary.get("final")
+    if isinstance(final, dict):
+        scalars = {k: v for k, v in final.items() if isinstance(v, int | float | str)}
+        w = max([len(k) for k in scalars] + [4])
+        for k, v in scalars.items():
+            text = f"{v:.6g}" if isinstance(v, float) else str(v)
+            out.write(f"  {k:<{w}} {text}\n")
+
+
+def _run(args: argparse.Namespace, argv: Sequence[str] | None, out: TextIO) -> int:
+    from .runs import load_config, parse_overrides, resume_run, start_run
+
+    progress = not args.no_progress
+    if args.resume is not None:
+        given = {
+            "EXPERIMENT": args.experiment,
+            "--out": args.out,
+            "--config": args.config,
+            "--set": args.overrides,
+        }
+        for flag, value in given.items():
+            if value:
+                raise QEPError(
+                    "cannot be combined with --resume (a run keeps its configuration)", where=flag
+                )
+        run_dir = resume_run(args.resume, progress=progress)
+    else:
+        overrides: dict[str, object] = {}
+        if args.config is not None:
+            overrides.update(load_config(args.config))
+        overrides.update(parse_overrides(args.overrides))
+        name = args.experiment
+        if name is None:
+            name = overrides.get("experiment")
+            if not isinstance(name, str):
+                raise QEPError(
+                    "name the experiment to run (e.g. phase-recognition), or give --resume DIR",
+                    where="EXPERIMENT",
+                )
+        if args.out is None:
+            raise QEPError("give a new run directory with --out DIR", where="--out")
+        command_line = sys.argv if argv is None else ["qeprop", *argv]
+        run_dir = start_run(name, overrides, args.out, command_line=command_line, progress=progress)
+    _print_summary(run_dir, out)
+    return 0
+
+
+def _plot(args: argparse.Namespace, out: TextIO) -> int:
+    from .plotting import plot_runs
+
+    dirs = [Path(d) for d in args.dirs]
+    if args.out is not None:
+        plot_dir = Path(args.out)
+    else:
+        plot_dir = dirs[0] / "plots" if len(dirs) == 1 else Path("plots")
+    for path in plot_runs(dirs, plot_dir):
+        out.write(f"{path}\n")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qeprop`` command."""
+    from .runs import RunInterrupted
+
     args = _parser().parse_args(argv)
 
     def show(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
         sys.stderr.write(f"qeprop: warning: {message}\n")
 
     with warnings.catch_warnings():
-        warnings.simplefilter("always", QEPWarning)
+        # every warning of a single gradient; the first of each kind during a long run
+        warnings.simplefilter("always" if args.command == "gradient" else "default", QEPWarning)
         warnings.showwarning = show
         try:
             if args.command == "gradient":
                 return _gradient(args, sys.stdout)
+            if args.command == "run":
+                return _run(args, argv, sys.stdout)
+            if args.command == "plot":
+                return _plot(args, sys.stdout)
         except QEPError as e:
             sys.stderr.write(f"qeprop: error: {e}\n")
             return EXIT_USAGE
+        except RunInterrupted as e:
+            sys.stderr.write(f"qeprop: {e}\n")
+            return EXIT_INTERRUPTED
         except KeyboardInterrupt:
             sys.stderr.write("qeprop: interrupted\n")
-            return 130
+            return EXIT_INTERRUPTED
     return EXIT_USAGE
 
 

@@ -1,0 +1,544 @@
+"""Figures from saved run directories (layer 5).
+
+Every function here reads only the files a run directory holds (``config.toml``,
+``metrics.jsonl``, ``results.npz``, ``summary.json``; see :mod:`qeprop.runs`), never a live
+experiment, so figures can be redrawn at any time, also while a run is still going.
+
+The figures follow Fig. 2 of Wanjura & Marquardt, "Quantum equilibrium propagation":
+
+* :func:`plot_accuracy_curves` (Fig. 2c): test accuracy vs training step;
+* :func:`plot_overlaps` (Fig. 2d, 2e): overlap of QEP and exact gradients vs nudge and shots;
+* :func:`plot_phase_map` (Fig. 2f): the trained sensor's phase probabilities on the triangle;
+* :func:`plot_accuracy_histograms` (Fig. 2g): final accuracies of many runs, per variant.
+
+matplotlib is imported inside the functions (``import qeprop`` stays light) and only through its
+object-oriented API (``matplotlib.figure.Figure`` rendered by the Agg canvas): no pyplot, so no
+global figure state and no change of the user's interactive backend.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import QEPError, QEPWarning
+from .runs import CONFIG, METRICS, RESULTS, SUMMARY, load_config, read_metrics
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "plot_accuracy_curves",
+    "plot_accuracy_histograms",
+    "plot_overlaps",
+    "plot_phase_map",
+    "plot_runs",
+]
+
+DPI = 150
+#: the three phases in the column order of ``grid_probs`` / ``test_probs`` (labels 0, 1, 2)
+PHASES = ("cluster", "ferromagnet", "paramagnet")
+PHASE_COLOURS = ("#d62728", "#1f77b4", "#2ca02c")  # red, blue, green
+_STYLE: dict[str, Any] = {
+    "font.size": 11,
+    "axes.titlesize": 12,
+    "axes.labelsize": 11,
+    "xtick.labelsize": 10,
+    "ytick.labelsize": 10,
+    "legend.fontsize": 9,
+    "figure.titlesize": 13,
+    "axes.grid": False,
+    "savefig.dpi": DPI,
+}
+
+
+# ------------------------------------------------------------------------------------ reading
+def _config(run_dir: Path) -> dict[str, Any]:
+    return load_config(run_dir / CONFIG)
+
+
+def _summary(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / SUMMARY
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise QEPError("file not found (has the run finished?)", where=str(path)) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise QEPError(f"cannot read: {e}", where=str(path)) from None
+    if not isinstance(data, dict):
+        raise QEPError("expected a JSON object", where=str(path))
+    return data
+
+
+def _results(run_dir: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
+    path = run_dir / RESULTS
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in keys if k not in z.files]
+            if missing:
+                raise QEPError(f"no array {missing[0]!r} (has {sorted(z.files)})", where=str(path))
+            return {k: np.asarray(z[k]) for k in z.files}
+    except FileNotFoundError:
+        raise QEPError("file not found (has the run finished?)", where=str(path)) from None
+    except (OSError, ValueError) as e:
+        raise QEPError(f"cannot read: {e}", where=str(path)) from None
+
+
+def _metric_series(run_dir: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
+    """``{"step": steps, key: values}`` from ``metrics.jsonl`` (NaN where a record lacks one)."""
+    records = read_metrics(run_dir)
+    path = run_dir / METRICS
+    if not records:
+        raise QEPError("no evaluations recorded yet", where=str(path))
+    for key in keys:
+        if not any(key in r for r in records):
+            raise QEPError(f"no metric {key!r} in any record", where=str(path))
+    out = {"step": np.array([r["step"] for r in records], dtype=float)}
+    for key in keys:
+        out[key] = np.array([_number(r.get(key)) for r in records])
+    order = np.argsort(out["step"], kind="stable")
+    return {k: v[order] for k, v in out.items()}
+
+
+def _number(value: Any) -> float:
+    """A metric as a float; NaN for a missing or non-numeric (e.g. null) value."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return float("nan")
+
+
+def _label(run_dir: Path) -> str:
+    """The variant a run belongs to: summary["final"]["label"], config label, couplings/region."""
+    if (run_dir / SUMMARY).exists():
+        final = _summary(run_dir).get("final")
+        if isinstance(final, dict) and final.get("label"):
+            return str(final["label"])
+    cfg = _config(run_dir)
+    if cfg.get("label"):
+        return str(cfg["label"])
+    parts = [str(cfg[k]) for k in ("couplings", "training_region") if k in cfg]
+    return "/".join(parts) if parts else str(cfg.get("experiment", "run"))
+
+
+def _group_by_label(run_dirs: Sequence[Path]) -> dict[str, list[Path]]:
+    groups: dict[str, list[Path]] = {}
+    for d in run_dirs:
+        groups.setdefault(_label(d), []).append(d)
+    return groups
+
+
+# ------------------------------------------------------------------------------------ drawing
+@contextmanager
+def _style() -> Iterator[None]:
+    import matplotlib
+
+    with matplotlib.rc_context(_STYLE):  # type: ignore[arg-type]
+        yield
+
+
+def _figure(**kwargs: Any) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(layout="constrained", **kwargs)
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(p, dpi=DPI)
+    return p
+
+
+_BAND_ALPHA = {80: 0.13, 50: 0.28}
+
+
+def _quantile_bands(
+    ax: Axes, x: np.ndarray, runs: np.ndarray, colour: str, noun: str | None
+) -> None:
+    """Shaded 50 % and 80 % bands of ``runs`` (n_runs, len(x)) across runs; legend entries
+    "80% of <noun>" unless ``noun`` is None."""
+    q10, q25, q75, q90 = np.nanquantile(runs, [0.10, 0.25, 0.75, 0.90], axis=0)
+    for (lo, hi), pct in (((q10, q90), 80), ((q25, q75), 50)):
+        label = f"{pct}% of {noun}" if noun else None
+        ax.fill_between(x, lo, hi, color=colour, alpha=_BAND_ALPHA[pct], lw=0, label=label)
+
+
+def _band_proxies(ax: Axes, noun: str) -> None:
+    """Grey legend entries for the bands when several colours carry them."""
+    for pct in (80, 50):
+        ax.fill_between([], [], [], color="0.3", alpha=_BAND_ALPHA[pct] * 1.5, lw=0,
+                        label=f"{pct}% of {noun}")  # fmt: skip
+
+
+def _colours(n: int) -> list[str]:
+    base = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
+            "#17becf", "#7f7f7f", "#bcbd22"]  # fmt: skip
+    return [base[i % len(base)] for i in range(n)]
+
+
+# ------------------------------------------------------------------------------------ Fig. 2c
+ACCURACY_PANELS = (
+    ("max_choice_accuracy", "max-choice accuracy (many queries)"),
+    ("single_shot_accuracy", "single-shot accuracy"),
+)
+
+
+def plot_accuracy_curves(run_dirs: Sequence[str | Path], path: str | Path) -> Path:
+    """Test accuracy vs training step (Fig. 2c): max-choice and single-shot panels.
+
+    Each run is a thin line, the mean over the runs of a variant (label) a bold line, and with at
+    least 3 runs the 50 % and 80 % quantile bands across runs are shaded. Runs with different
+    evaluation steps are interpolated onto the steps of the longest run (up to the shortest
+    run's last step). The dashed line is chance level, 1/3. Returns ``path``.
+    """
+    dirs = [Path(d) for d in run_dirs]
+    if not dirs:
+        raise QEPError("no run directories to plot")
+    keys = [k for k, _ in ACCURACY_PANELS]
+    groups = _group_by_label(dirs)
+    series = {d: _metric_series(d, keys) for d in dirs}
+    with _style():
+        fig = _figure(figsize=(12, 4.6))
+        axes = fig.subplots(1, 2, sharey=True)
+        for (label, members), colour in zip(groups.items(), _colours(len(groups)), strict=True):
+            longest = max(members, key=lambda d: len(series[d]["step"]))
+            end = min(series[d]["step"][-1] for d in members)
+            grid = series[longest]["step"]
+            grid = grid[grid <= end]
+            for ax, key in zip(axes, keys, strict=True):
+                runs = []
+                for d in members:
+                    s, v = series[d]["step"], series[d][key]
+                    ax.plot(s, v, color=colour, lw=0.7, alpha=0.35)
+                    ok = np.isfinite(v)
+                    runs.append(np.interp(grid, s[ok], v[ok]) if ok.any() else grid * np.nan)
+                stack = np.array(runs)
+                if len(members) >= 3:
+                    noun = "runs" if len(groups) == 1 else None
+                    _quantile_bands(ax, grid, stack, colour, noun)
+                name = f"{label}: mean of {len(members)}" if len(members) > 1 else label
+                ax.plot(grid, np.nanmean(stack, axis=0), color=colour, lw=2.4, label=name)
+        for ax, (_, title) in zip(axes, ACCURACY_PANELS, strict=True):
+            ax.axhline(1 / 3, color="0.4", ls="--", lw=1, label="chance (1/3)")
+            ax.set_title(title)
+            ax.set_xlabel("training step")
+            ax.set_ylim(0, 1.02)
+            ax.grid(alpha=0.3)
+        axes[0].set_ylabel("test accuracy")
+        if len(groups) > 1 and any(len(m) >= 3 for m in groups.values()):
+            _band_proxies(axes[1], "runs (variants with >= 3 runs)")
+        axes[1].legend(loc="best")
+        n = len(dirs)
+        fig.suptitle(f"Phase recognition: test accuracy during training ({n} run{'s' * (n > 1)})")
+        return _save(fig, path)
+
+
+# ------------------------------------------------------------------------------------ Fig. 2f
+def _triangle_raster(
+    x: np.ndarray, y: np.ndarray, values: np.ndarray, total: float, n: int = 300
+) -> np.ndarray:
+    """Values (m, k) at scattered (x, y) interpolated linearly onto an n x n raster over
+    [0, total]^2; NaN outside the points' hull and outside the triangle x + y <= total."""
+    from matplotlib.tri import LinearTriInterpolator, Triangulation
+
+    tri = Triangulation(x, y)
+    xs = np.linspace(0, total, n)
+    gx, gy = np.meshgrid(xs, xs)
+    out = np.full((n, n, values.shape[1]), np.nan)
+    for k in range(values.shape[1]):
+        z = LinearTriInterpolator(tri, values[:, k])(gx, gy)
+        out[..., k] = np.ma.filled(z.astype(float), np.nan)
+    out[gx + gy > total * (1 + 1e-9)] = np.nan
+    return out
+
+
+def _draw_triangle(ax: Axes, total: float, labels: bool) -> None:
+    from .models.cluster_ising import triangle_boundaries
+
+    b = triangle_boundaries(total=total)
+    ax.plot(b["outline"][:, 2], b["outline"][:, 1], color="k", lw=1.0)
+    for name in ("ferromagnet_boundary", "cluster_paramagnet_boundary"):
+        ax.plot(b[name][:, 2], b[name][:, 1], color="k", lw=1.6)
+    if labels:
+        s = total / 4
+        box = {"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.75}
+        for text, (gx, gzz) in (("cluster", (0.45, 1.0)), ("ferro-\nmagnet", (0.8, 2.75)),
+                                ("para-\nmagnet", (2.35, 0.75))):  # fmt: skip
+            ax.text(gx * s, gzz * s, text, ha="center", va="center", fontsize=10, bbox=box)
+    ax.set_xlim(-0.03 * total, 1.03 * total)
+    ax.set_ylim(-0.03 * total, 1.03 * total)
+    ax.set_aspect("equal")
+    ax.set_xlabel(r"$g_X$")
+    ax.set_ylabel(r"$g_{ZZ}$")
+
+
+def plot_phase_map(run_dir: str | Path, path: str | Path) -> Path:
+    """The trained sensor's phase probabilities on the triangle (Fig. 2f).
+
+    Reads ``grid_points`` (G, 3) = (g_ZXZ, g_ZZ, g_X) and ``grid_probs`` (G, 3) = probabilities of
+    the (cluster, ferromagnet, paramagnet) readouts from ``results.npz``. Axes: x = g_X,
+    y = g_ZZ (g_ZXZ = total − g_X − g_ZZ). The first panel mixes the three phase colours with
+    the probabilities as weights (white for the probability of no phase readout); the other
+    three show each probability. Black lines: the exact phase boundaries
+    (:func:`qeprop.models.cluster_ising.triangle_boundaries`). With ``test_points``,
+    ``test_labels`` and ``test_probs`` saved, misclassified test points are marked. Returns
+    ``path``.
+    """
+    d = Path(run_dir)
+    res = _results(d, ["grid_points", "grid_probs"])
+    pts, probs = res["grid_points"].astype(float), res["grid_probs"].astype(float)
+    if pts.ndim != 2 or pts.shape[1] != 3 or probs.shape != pts.shape:
+        raise QEPError(
+            f"grid_points {pts.shape} and grid_probs {probs.shape} must both be (G, 3)",
+            where=str(d / RESULTS),
+        )
+    total = float(np.round(np.mean(pts.sum(axis=1)), 9))
+    x, y = pts[:, 2], pts[:, 1]
+    raster = _triangle_raster(x, y, np.clip(probs, 0, 1), total)
+    inside = np.isfinite(raster[..., 0])
+    colours = np.array([_rgb(c) for c in PHASE_COLOURS])
+    mix = raster @ colours + (1 - np.clip(raster.sum(axis=-1), 0, 1))[..., None]
+    rgba = np.concatenate([np.clip(np.nan_to_num(mix), 0, 1), inside[..., None] * 1.0], axis=-1)
+    extent = (0.0, total, 0.0, total)
+    label = _label(d)
+    with _style():
+        fig = _figure(figsize=(16, 4.6))
+        axes = fig.subplots(1, 4, sharex=True, sharey=True)
+        ax = axes[0]
+        ax.imshow(rgba, origin="lower", extent=extent, interpolation="nearest")
+        _draw_triangle(ax, total, labels=True)
+        ax.set_title("phase probabilities (colour mix)")
+        if {"test_points", "test_labels", "test_probs"} <= set(res):
+            tp, tl = res["test_points"].astype(float), res["test_labels"].astype(int)
+            wrong = np.argmax(res["test_probs"], axis=1) != tl
+            ax.scatter(tp[wrong, 2], tp[wrong, 1], marker="x", s=18, lw=1.0, color="k",
+                       label=f"misclassified test points ({wrong.sum()}/{len(tl)})")  # fmt: skip
+            ax.legend(loc="upper right", fontsize=8, framealpha=0.85)
+        image = None
+        for k, ax in enumerate(axes[1:]):
+            z = np.ma.masked_invalid(raster[..., k])
+            image = ax.imshow(z, origin="lower", extent=extent, cmap="viridis", vmin=0, vmax=1,
+                              interpolation="nearest")  # fmt: skip
+            _draw_triangle(ax, total, labels=False)
+            ax.set_title(f"P({PHASES[k]})", color=PHASE_COLOURS[k])
+            ax.set_ylabel("")
+            ax.tick_params(labelleft=False)
+        assert image is not None
+        fig.colorbar(image, ax=list(axes[1:]), shrink=0.85, label="probability", pad=0.01)
+        fig.suptitle(
+            f"Trained sensor on the cluster-Ising triangle, {label} "
+            rf"($g_{{ZXZ}} = {total:g} - g_X - g_{{ZZ}}$; black: exact phase boundaries)"
+        )
+        return _save(fig, path)
+
+
+def _rgb(hex_colour: str) -> tuple[float, float, float]:
+    h = hex_colour.lstrip("#")
+    r, g, b = (int(h[i : i + 2], 16) / 255 for i in (0, 2, 4))
+    return r, g, b
+
+
+# ------------------------------------------------------------------------------------ Fig. 2g
+def _final_accuracy(run_dir: Path) -> float:
+    final = _summary(run_dir).get("final")
+    if isinstance(final, dict) and isinstance(final.get("max_choice_accuracy"), int | float):
+        return float(final["max_choice_accuracy"])
+    raise QEPError('no "final": {"max_choice_accuracy": ...}', where=str(run_dir / SUMMARY))
+
+
+def plot_accuracy_histograms(run_dirs: Sequence[str | Path], path: str | Path) -> Path:
+    """Histograms of the final max-choice accuracy, one panel per variant (Fig. 2g).
+
+    The variant is ``summary["final"]["label"]`` (falling back to the configured label, then to
+    ``couplings/training_region``); the dashed line marks each variant's median. Returns
+    ``path``.
+    """
+    dirs = [Path(d) for d in run_dirs]
+    if not dirs:
+        raise QEPError("no run directories to plot")
+    groups = _group_by_label(dirs)
+    acc = {label: np.array([_final_accuracy(d) for d in members]) for label, members in
+           groups.items()}  # fmt: skip
+    values = np.concatenate(list(acc.values()))
+    width = 0.02
+    lo = min(np.floor(values.min() / width) * width, 1 - 5 * width)
+    bins = np.arange(lo, 1 + width + 1e-9, width)
+    with _style():
+        rows = len(groups)
+        fig = _figure(figsize=(7.5, 1.2 + 1.9 * rows))
+        axes = np.atleast_1d(fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0])
+        for ax, (label, a), colour in zip(axes, acc.items(), _colours(rows), strict=True):
+            ax.hist(a, bins=bins, color=colour, alpha=0.75, edgecolor="white", lw=0.6)
+            med = float(np.median(a))
+            ax.axvline(med, color="k", ls="--", lw=1.2, label=f"median {med:.3f}")
+            ax.set_title(f"{label} ({len(a)} run{'s' * (len(a) > 1)})", loc="left")
+            ax.set_ylabel("runs")
+            ax.yaxis.get_major_locator().set_params(integer=True)
+            ax.set_ylim(0, ax.get_ylim()[1] * 1.3)  # room for the legend
+            ax.legend(loc="upper left")
+            ax.grid(alpha=0.3, axis="x")
+        axes[-1].set_xlabel("final max-choice test accuracy")
+        axes[-1].set_xlim(bins[0] - width, bins[-1] + 0.5 * width)
+        fig.suptitle("Phase recognition: final accuracy by variant")
+        return _save(fig, path)
+
+
+# ------------------------------------------------------------------------------------ Fig. 2d/e
+_OVERLAP_KEYS = ("nudges", "overlap_vs_nudge", "shots", "shot_nudges", "overlap_vs_shots")
+
+
+def plot_overlaps(run_dir: str | Path, path: str | Path) -> Path:
+    """Quality of QEP gradients (Fig. 2d, 2e) from a gradient-quality run.
+
+    Left: cosine overlap of the batch-averaged QEP gradient with the exact gradient vs nudge β
+    (log axis): median over batches, 50 % and 80 % bands, every batch as a dot. Right: histograms
+    of the overlap for each number of shots M, one panel per nudge in ``shot_nudges``.
+    Reads ``nudges`` (K,), ``overlap_vs_nudge`` (K, B), ``shots`` (S,), ``shot_nudges`` (2,),
+    ``overlap_vs_shots`` (2, S, B) from ``results.npz``. Returns ``path``.
+    """
+    d = Path(run_dir)
+    res = _results(d, _OVERLAP_KEYS)
+    nudges, ovn = res["nudges"].astype(float), res["overlap_vs_nudge"].astype(float)
+    shots, shot_nudges = res["shots"], res["shot_nudges"].astype(float)
+    ovs = res["overlap_vs_shots"].astype(float)
+    where = str(d / RESULTS)
+    if ovn.ndim != 2 or ovn.shape[0] != nudges.size:
+        raise QEPError(f"overlap_vs_nudge {ovn.shape} must be (K={nudges.size}, B)", where=where)
+    if ovs.ndim != 3 or ovs.shape[:2] != (shot_nudges.size, shots.size):
+        raise QEPError(
+            f"overlap_vs_shots {ovs.shape} must be ({shot_nudges.size}, {shots.size}, B)",
+            where=where,
+        )
+    with _style():
+        fig = _figure(figsize=(16, 4.6))
+        axes = fig.subplots(1, 1 + shot_nudges.size, width_ratios=[1.25] + [1] * shot_nudges.size)
+        ax = axes[0]
+        rng = np.random.default_rng(0)  # jitter of the dots only
+        jitter = np.exp(rng.uniform(-0.06, 0.06, ovn.shape))
+        ax.scatter((nudges[:, None] * jitter).ravel(), ovn.ravel(), s=5, color="0.55", alpha=0.35,
+                   lw=0, label="single batches")  # fmt: skip
+        if ovn.shape[1] >= 3:
+            _quantile_bands(ax, nudges, ovn.T, "#1f77b4", "batches")
+        ax.plot(nudges, np.nanmedian(ovn, axis=1), "o-", color="#1f77b4", lw=2.2, ms=4,
+                label="median")  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_xlabel(r"nudge $\beta$")
+        ax.set_ylabel(r"overlap $\cos\angle(g_\mathrm{QEP}, g_\mathrm{exact})$")
+        ax.set_title("overlap vs nudge (exact expectation values)")
+        lo = float(np.nanmin(ovn)) if np.isfinite(ovn).any() else 0.0
+        pad = 0.06 * max(1.0 - lo, 0.01)
+        ax.set_ylim(max(-1.0, lo) - pad, 1.0 + pad)  # zoom in where the overlaps lie
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(loc="lower left")
+        finite = ovs[np.isfinite(ovs)]
+        lo = float(np.quantile(finite, 0.005)) if finite.size else -1.0
+        bins = np.linspace(max(-1.0, lo - 0.02), 1.0, 41)
+        import matplotlib as mpl
+
+        cmap = mpl.colormaps["viridis"]
+        shade = [cmap(0.9 * i / max(1, shots.size - 1)) for i in range(shots.size)]
+        for j, ax in enumerate(axes[1:]):
+            for i, m in enumerate(shots):
+                v = ovs[j, i][np.isfinite(ovs[j, i])]
+                ax.hist(v, bins=bins, density=True, histtype="stepfilled", alpha=0.18,
+                        color=shade[i])  # fmt: skip
+                ax.hist(v, bins=bins, density=True, histtype="step", lw=1.6, color=shade[i],
+                        label=f"M = {m:g}, median {np.median(v):.3f}")  # fmt: skip
+            ax.set_title(rf"overlap histograms, $\beta$ = {shot_nudges[j]:g}")
+            ax.set_xlabel(r"overlap $\cos\angle(g_\mathrm{QEP}, g_\mathrm{exact})$")
+            ax.set_ylabel("density")
+            ax.legend(loc="best", title="shots per expectation value")
+            ax.grid(alpha=0.3)
+        fig.suptitle(f"Gradient quality: QEP vs exact gradient ({d.name})")
+        return _save(fig, path)
+
+
+# ------------------------------------------------------------------------------------ dispatch
+def _unique_names(dirs: Sequence[Path]) -> dict[Path, str]:
+    names: dict[Path, str] = {}
+    used: set[str] = set()
+    for d in dirs:
+        base = d.resolve().name or "run"
+        name, k = base, 2
+        while name in used:
+            name, k = f"{base}-{k}", k + 1
+        used.add(name)
+        names[d] = name
+    return names
+
+
+def plot_runs(run_dirs: Sequence[str | Path], out_dir: str | Path) -> list[Path]:
+    """Draw every figure that fits the given run directories into ``out_dir``; return the paths.
+
+    Dispatches on ``experiment`` in each ``config.toml``:
+
+    * ``phase-recognition``: ``accuracy_curves.png`` (all runs together),
+      ``accuracy_histograms.png`` (with at least 2 finished runs) and ``phase_map[_NAME].png``
+      per finished run;
+    * ``gradient-quality``: ``overlaps[_NAME].png`` per finished run.
+
+    (``_NAME``, the run directory's name, is added when there are several runs.) Runs that have
+    not finished yet (no ``summary.json``) appear in the accuracy curves only; a
+    :class:`~qeprop.errors.QEPWarning` says what was left out. Missing or unreadable files and
+    unknown experiments raise :class:`~qeprop.errors.QEPError` naming the file.
+    """
+    dirs = [Path(d) for d in run_dirs]
+    if not dirs:
+        raise QEPError("no run directories to plot")
+    for d in dirs:
+        if not d.is_dir():
+            raise QEPError("no such run directory", where=str(d))
+    by_experiment: dict[str, list[Path]] = {}
+    for d in dirs:
+        name = _config(d).get("experiment")
+        if name not in ("phase-recognition", "gradient-quality"):
+            raise QEPError(
+                f"cannot plot experiment {name!r} (phase-recognition or gradient-quality)",
+                where=str(d / CONFIG),
+            )
+        by_experiment.setdefault(str(name), []).append(d)
+    out = Path(out_dir)
+    names = _unique_names(dirs)
+    several = len(dirs) > 1
+    written: list[Path] = []
+
+    def finished(members: list[Path], what: str) -> list[Path]:
+        done = [d for d in members if (d / SUMMARY).exists()]
+        for d in members:
+            if d not in done:
+                warnings.warn(f"{d}: not finished (no {SUMMARY}); {what}", QEPWarning, stacklevel=3)
+        return done
+
+    # check every file first, so that a bad run directory fails before anything is drawn
+    members = by_experiment.get("phase-recognition", [])
+    done = finished(members, "only its accuracy curves are drawn")
+    for d in members:
+        _metric_series(d, [k for k, _ in ACCURACY_PANELS])
+    for d in done:
+        _results(d, ["grid_points", "grid_probs"])
+        if len(done) >= 2:
+            _final_accuracy(d)
+    gq = finished(by_experiment.get("gradient-quality", []), "nothing to draw")
+    for d in gq:
+        _results(d, _OVERLAP_KEYS)
+    if not members and not gq:
+        raise QEPError("nothing to plot yet (no run has finished)", where=str(dirs[0]))
+
+    if members:
+        written.append(plot_accuracy_curves(members, out / "accuracy_curves.png"))
+        if len(done) >= 2:
+            written.append(plot_accuracy_histograms(done, out / "accuracy_histograms.png"))
+        for d in done:
+            file = f"phase_map_{names[d]}.png" if several else "phase_map.png"
+            written.append(plot_phase_map(d, out / file))
+    for d in gq:
+        file = f"overlaps_{names[d]}.png" if several else "overlaps.png"
+        written.append(plot_overlaps(d, out / file))
+    return written
