@@ -33,7 +33,13 @@ import scipy.sparse.linalg as spla
 from .errors import ConvergenceError, NudgeWindowWarning, ProblemError
 from .hamiltonian import ParametrisedHamiltonian
 from .losses import Loss
-from .measurement import SHOT_MODELS, Estimate, measure, string_expectations
+from .measurement import (
+    SHOT_MODELS,
+    Estimate,
+    measure,
+    string_expectations,
+    string_expectations_many,
+)
 from .solvers import StateSpec, solve
 from .solvers.exact import blas_threads
 from .states import Equilibrium
@@ -213,11 +219,24 @@ class _Run:
         return est
 
     def measure(
-        self, state: Equilibrium, ident: np.ndarray, coef: np.ndarray, noisy: bool, new_prep: bool
+        self,
+        state: Equilibrium,
+        ident: np.ndarray,
+        coef: np.ndarray,
+        noisy: bool,
+        new_prep: bool,
+        string_values: np.ndarray | None = None,
     ) -> Estimate:
         shots = self.opts.shots if noisy else None
         est = measure(
-            self.h, state, ident, coef, shots=shots, model=self.opts.shot_model, rng=self.rng
+            self.h,
+            state,
+            ident,
+            coef,
+            shots=shots,
+            model=self.opts.shot_model,
+            rng=self.rng,
+            string_values=string_values,
         )
         return self._record(est, exact_prep=new_prep)
 
@@ -645,36 +664,42 @@ def batch_nudged_gradients(
     signs = {"positive": (1, 0), "negative": (0, -1), "centered": (1, -1)}[variant]
     noisy = opts.shots is not None
     ys, epss, lossv, a0s = [], [], [], []
-    for run, st in zip(runs, free, strict=True):
+    free_ps = string_expectations_many(h, free)
+    for run, st, ps in zip(runs, free, free_ps, strict=True):
         run.solves += 1
         ri, rc = run.readout_ops()
-        y = run.measure(st, ri, rc, noisy and opts.noisy_outputs, new_prep=True)
+        y = run.measure(st, ri, rc, noisy and opts.noisy_outputs, True, ps)
         loss_i, eps = run.evaluate(y)
         a0 = None
         if 0 in signs:
-            a0 = run.measure(st, np.zeros(len(run.train_coef)), run.train_coef, noisy, False)
+            zeros = np.zeros(len(run.train_coef))
+            a0 = run.measure(st, zeros, run.train_coef, noisy, False, ps)
         ys.append(y)
         epss.append(eps)
         lossv.append(loss_i)
         a0s.append(a0)
     beta = opts.nudge
-    measured: dict[int, list[Estimate]] = {}
-    for s in signs:
-        if s == 0:
-            measured[0] = a0s  # type: ignore[assignment]
-            continue
-        nudged_values = np.array(
-            [
-                run.values + s * beta * run.direction(eps)
-                for run, eps in zip(runs, epss, strict=True)
-            ]
-        )
-        states = solve_ground_batch(h, nudged_values, opts.state, guesses=free)
+    measured: dict[int, list[Estimate]] = {0: a0s}  # type: ignore[dict-item]
+    nudges = [s for s in signs if s != 0]
+    # all nudged equilibria (both signs for centred nudging) in one batch, warm from the free ones
+    nudged_values = np.array(
+        [
+            run.values + s * beta * run.direction(eps)
+            for s in nudges
+            for run, eps in zip(runs, epss, strict=True)
+        ]
+    )
+    states = solve_ground_batch(h, nudged_values, opts.state, guesses=free * len(nudges))
+    nudged_ps = string_expectations_many(h, states)
+    for k, s in enumerate(nudges):
         measured[s] = []
-        for run, st in zip(runs, states, strict=True):
+        for i, run in enumerate(runs):
             run.solves += 1
+            j = k * len(runs) + i
             zeros = np.zeros(len(run.train_coef))
-            measured[s].append(run.measure(st, zeros, run.train_coef, noisy, new_prep=True))
+            measured[s].append(
+                run.measure(states[j], zeros, run.train_coef, noisy, True, nudged_ps[j])
+            )
     width = (signs[0] - signs[1]) * beta
     out = []
     for i, run in enumerate(runs):

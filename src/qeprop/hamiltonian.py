@@ -138,6 +138,42 @@ class SparseStructure:
         self.dtype = dtype
         self.nnz = nnz
 
+    @cached_property
+    def mask_layout(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(masks, perm)``: the same data by flip pattern, ``H[r, r ^ masks[k]] = D[k, r]``.
+
+        ``D = data[perm].reshape(len(masks), dim)`` for CSR ``data`` of this structure; a
+        matrix-vector product is then ``(Hv)[r] = Σ_k D[k, r] v[r ^ masks[k]]``, with no index
+        arrays to read.
+        """
+        flips = np.bitwise_xor(self.rows.astype(np.int64), self.cols.astype(np.int64))
+        masks = np.unique(flips)
+        slot = np.searchsorted(masks, flips) * self.dim + self.rows.astype(np.int64)
+        perm = np.empty(self.nnz, dtype=np.int64)
+        perm[slot] = np.arange(self.nnz)
+        return masks, perm
+
+    @cached_property
+    def mask_term_maps(self) -> tuple[sp.csr_array, sp.csr_array]:
+        """Real and imaginary parts of ``term_map``, rows in the order of :attr:`mask_layout`.
+
+        Matrix elements of Pauli strings are real (±1) or imaginary (±i), so the data for real
+        coefficients ``c`` is ``re @ c + 1j * (im @ c)``: two real products, not a complex one.
+        """
+        tm = self.term_map[self.mask_layout[1]]
+        return sp.csr_array(tm.real), sp.csr_array(
+            tm.imag if self.dtype == np.complex128 else tm * 0
+        )
+
+    def mask_data(self, coefficients: np.ndarray) -> np.ndarray:
+        """``(B, n_masks, dim)`` data of :attr:`mask_layout` for string coefficients ``(B, S)``."""
+        coefficients = np.atleast_2d(coefficients)
+        re, im = self.mask_term_maps
+        out = (re @ coefficients.T).T
+        if self.dtype == np.complex128:
+            out = out + 1j * (im @ coefficients.T).T
+        return np.ascontiguousarray(out).reshape(len(coefficients), -1, self.dim)
+
     def matrix(self, coefficients: np.ndarray) -> sp.csr_array:
         """CSR matrix ``Σ_s c_s P_s`` for string coefficients ``c`` (shape ``(n_strings,)``)."""
         data = self.term_map @ np.asarray(coefficients, dtype=np.float64)

@@ -59,6 +59,24 @@ def string_expectations(ham: ParametrisedHamiltonian, state: Equilibrium) -> np.
     return ham.structure.string_matrix_elements(vecs, vecs, w).real
 
 
+def string_expectations_many(ham: ParametrisedHamiltonian, states: list[Equilibrium]) -> np.ndarray:
+    """``Tr(ρ_b P_s)`` for many states at once: ``(len(states), n_strings)``.
+
+    Pure states are contracted together in one sparse product; mixed ones one by one.
+    """
+    out = np.empty((len(states), len(ham.strings)))
+    pure = [i for i, st in enumerate(states) if st.is_pure]
+    if pure:
+        st = ham.structure
+        v = np.column_stack([states[i].vectors[:, 0] for i in pure])
+        w = np.conj(v[st.rows]) * v[st.cols]
+        out[pure] = (st.term_map_t @ w).real.T
+    for i, s in enumerate(states):
+        if not s.is_pure:
+            out[i] = string_expectations(ham, s)
+    return out
+
+
 def expectations(
     ham: ParametrisedHamiltonian, state: Equilibrium, ident: np.ndarray, coef: np.ndarray
 ) -> np.ndarray:
@@ -81,6 +99,7 @@ def measure(
     shots: int | None = None,
     model: str = "gaussian",
     rng: np.random.Generator | None = None,
+    string_values: np.ndarray | None = None,
 ) -> Estimate:
     """Estimate observables ``A_i = a_i + Σ_s coef[i, s] P_s`` in ``state``.
 
@@ -96,10 +115,12 @@ def measure(
         ``"gaussian"`` or ``"sampled"``.
     rng:
         Source of randomness (required when ``shots`` is given).
+    string_values:
+        ``⟨P_s⟩`` in ``state`` if already known (e.g. from :func:`string_expectations_many`).
     """
     ident = np.asarray(ident, dtype=float)
     coef = np.atleast_2d(np.asarray(coef, dtype=float))
-    ps = string_expectations(ham, state)
+    ps = string_expectations(ham, state) if string_values is None else string_values
     exact = ident + coef @ ps
     if shots is None:
         return Estimate(exact, np.zeros_like(exact), 0, 1)

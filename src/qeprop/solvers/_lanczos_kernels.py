@@ -89,8 +89,10 @@ def tridiag_vector(alpha, beta, m, theta, out):
 
 
 @nb.njit(cache=True, fastmath=True)
-def lanczos_one(indptr, indices, data, v_start, lock, tol, max_steps):
-    """Lowest Ritz pair of one Hamiltonian (CSR data ``data``) on the complement of ``lock``.
+def lanczos_one(masks, data, v_start, lock, tol, max_steps):
+    """Lowest Ritz pair of one Hamiltonian on the complement of ``lock``.
+
+    The Hamiltonian is given by flip pattern: ``H[r, r ^ masks[k]] = data[k, r]``.
 
     ``lock`` is a ``(k, dim)`` array of orthonormal rows projected out of every Krylov vector
     (``k = 0``: no deflation). Returns ``(theta0, res0, x, steps)``: the lowest Ritz value, its
@@ -115,27 +117,35 @@ def lanczos_one(indptr, indices, data, v_start, lock, tol, max_steps):
     res0 = np.inf
     for j in range(max_steps):
         for r in range(dim):
-            acc = 0.0 * w[0]
-            for p in range(indptr[r], indptr[r + 1]):
-                acc += data[p] * q[j, indices[p]]
-            w[r] = acc
+            w[r] = 0.0
+        for k in range(masks.shape[0]):
+            mk = masks[k]
+            for r in range(dim):
+                w[r] += data[k, r] * q[j, r ^ mk]
         a = 0.0
         for r in range(dim):
             a += (np.conj(q[j, r]) * w[r]).real
         alpha[j] = a
-        for i in range(max(0, j - 1), j + 1):  # three-term recurrence, done as projections
-            c = 0.0 * w[0]
-            for r in range(dim):
-                c += np.conj(q[i, r]) * w[r]
-            for r in range(dim):
-                w[r] -= c * q[i, r]
+        # three-term recurrence w -= α q_j + β q_{j-1}, then one local reorthogonalisation
+        bprev = beta[j - 1] if j > 0 else 0.0
+        c = 0.0 * w[0]
+        for r in range(dim):
+            w[r] -= a * q[j, r]
+            if j > 0:
+                w[r] -= bprev * q[j - 1, r]
+            c += np.conj(q[j, r]) * w[r]
+        for r in range(dim):
+            w[r] -= c * q[j, r]
         for k in range(lock.shape[0]):  # deflation
             c = 0.0 * w[0]
             for r in range(dim):
                 c += np.conj(lock[k, r]) * w[r]
             for r in range(dim):
                 w[r] -= c * lock[k, r]
-        bj = np.sqrt(np.sum(np.abs(w) ** 2))
+        bj = 0.0
+        for r in range(dim):
+            bj += w[r].real * w[r].real + w[r].imag * w[r].imag
+        bj = np.sqrt(bj)
         beta[j] = bj
         m = j + 1
         breakdown = bj <= 1e-12 * max(1.0, abs(a))
@@ -157,9 +167,9 @@ def lanczos_one(indptr, indices, data, v_start, lock, tol, max_steps):
 
 
 @nb.njit(cache=True, parallel=True)
-def lanczos_batch(indptr, indices, data, v0, v_alt, tol, gap_tol, max_steps,
+def lanczos_batch(masks, data, v0, v_alt, tol, gap_tol, max_steps,
                   out_e, out_res, out_vec, out_steps, out_e1, out_res1):  # fmt: skip
-    """Ground states of ``data.shape[0]`` Hamiltonians sharing one CSR pattern, in parallel.
+    """Ground states of ``data.shape[0]`` Hamiltonians sharing one flip pattern, in parallel.
 
     With ``gap_tol > 0``, a second run from ``v_alt`` deflated against the ground vector gives the
     next level (``out_e1``, residual ``out_res1``): the gap, and a second copy of the ground level
@@ -167,7 +177,7 @@ def lanczos_batch(indptr, indices, data, v0, v_alt, tol, gap_tol, max_steps,
     """
     empty = np.zeros((0, v0.shape[1]), dtype=v0.dtype)
     for b in nb.prange(data.shape[0]):
-        e, r0, x, m = lanczos_one(indptr, indices, data[b], v0[b], empty, tol, max_steps)
+        e, r0, x, m = lanczos_one(masks, data[b], v0[b], empty, tol, max_steps)
         out_e[b] = e
         out_res[b] = r0
         out_vec[b] = x
@@ -177,7 +187,7 @@ def lanczos_batch(indptr, indices, data, v0, v_alt, tol, gap_tol, max_steps,
         if gap_tol > 0:
             lock = np.empty((1, x.shape[0]), dtype=x.dtype)
             lock[0] = x
-            e1, r1, _, m1 = lanczos_one(indptr, indices, data[b], v_alt, lock, gap_tol, max_steps)
+            e1, r1, _, m1 = lanczos_one(masks, data[b], v_alt, lock, gap_tol, max_steps)
             out_e1[b] = e1
             out_res1[b] = r1
             out_steps[b] = m + m1

@@ -66,9 +66,9 @@ def solve_ground_batch(
     kernel = _kernels()
     st = ham.structure
     coef = np.array([ham.string_coefficients(v) for v in values])
-    data = np.ascontiguousarray((st.term_map @ coef.T).T)
-    dtype = np.complex128 if data.dtype.kind == "c" else np.float64
-    data = data.astype(dtype)
+    masks = st.mask_layout[0]
+    dtype = st.dtype
+    data = st.mask_data(coef)
     b, d = len(values), ham.dim
     v0 = np.empty((b, d), dtype=dtype)
     fallback = np.random.default_rng(20240501).standard_normal(d)
@@ -83,8 +83,6 @@ def solve_ground_batch(
     vec = np.empty((b, d), dtype=dtype)
     total = np.zeros(b, dtype=np.int64)
     todo = np.arange(b)
-    indptr = st.indptr.astype(np.int64)
-    indices = st.indices.astype(np.int64)
     # the gap (and the check for a degenerate ground level) is measured on cold solves only; a
     # nudged solve, warm-started from its free state, keeps that state's level
     gap_tol = max(spec.gap_tol, spec.tol) if guesses is None else 0.0
@@ -94,7 +92,7 @@ def solve_ground_batch(
         e_t, r_t, e1_t, r1_t = (np.empty(n) for _ in range(4))
         x_t = np.empty((n, d), dtype=dtype)
         n_t = np.empty(n, dtype=np.int64)
-        kernel(indptr, indices, data[todo], v0[todo], v_alt, spec.tol, gap_tol, steps,
+        kernel(masks, data[todo], v0[todo], v_alt, spec.tol, gap_tol, steps,
                e_t, r_t, x_t, n_t, e1_t, r1_t)  # fmt: skip
         e[todo], res[todo], vec[todo], e1[todo], res1[todo] = e_t, r_t, x_t, e1_t, r1_t
         total[todo] += n_t
