@@ -38,9 +38,15 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 venv: $(STAMP)
 
 # ---------------------------------------------------------------------------- run
+# A short phase-recognition run (Wanjura & Marquardt Fig. 2, 300 steps instead of 5000) and its
+# figures, after gradients of a small embedded problem by three estimators.
+DEMO_DIR := runs/demo
 demo: $(STAMP)
 	$(VENV_BIN)/qeprop gradient examples/sensor.toml
 	$(VENV_BIN)/qeprop gradient examples/sensor.toml --estimator linear_response --json
+	rm -rf $(DEMO_DIR)
+	$(VENV_BIN)/qeprop run phase-recognition --config examples/phase-recognition-demo.toml --out $(DEMO_DIR)
+	$(VENV_BIN)/qeprop plot $(DEMO_DIR)
 
 test: $(STAMP)
 	$(VPY) -m pytest $(PYTEST_ARGS)

@@ -160,3 +160,44 @@ def test_batch_solver_hands_degenerate_levels_to_the_reference_solver() -> None:
     assert mixed[0].degeneracy == 2 and mixed[0].method != "batch-lanczos"
     with pytest.raises(Exception, match="degenerate"):
         solve_ground_batch(h, np.array([v]), StateSpec(tol=1e-10, degeneracy="error"))
+
+
+def test_phase_recognition_killed_and_resumed_equals_uninterrupted(tmp_path) -> None:
+    """SIGKILL a real ``qeprop run phase-recognition`` at a random step, resume, compare."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from qeprop.runs import resume_run, start_run
+
+    small = {"chain_length": 4, "steps": 60, "batch_size": 3, "test_size": 6, "eval_every": 5,
+             "checkpoint_every": 3, "map_resolution": 3}  # fmt: skip
+    ref = start_run("phase-recognition", small, tmp_path / "ref", progress=False)
+    d = tmp_path / "killed"
+    sets = [a for k, v in small.items() for a in ("--set", f"{k}={v}")]
+    argv = [sys.executable, "-m", "qeprop.cli", "run", "phase-recognition", "--out", str(d),
+            "--no-progress", *sets]  # fmt: skip
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        target = int(np.random.default_rng().integers(3, 30))
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if json.loads((d / "checkpoint.json").read_text())["step"] >= target:
+                    break
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.005)
+        proc.kill()
+    finally:
+        proc.communicate(timeout=60)
+    # killed at a checkpoint between steps 3 and 30 of 60, never after the end
+    assert proc.returncode == -signal.SIGKILL
+    assert not (d / "summary.json").exists()
+    resume_run(d, progress=False)
+    a, b = np.load(ref / "results.npz"), np.load(d / "results.npz")
+    np.testing.assert_array_equal(a["params"], b["params"])
+    metrics = [ln for ln in (d / "metrics.jsonl").read_text().splitlines() if ln]
+    assert [json.loads(m)["step"] for m in metrics] == list(range(0, 61, 5))

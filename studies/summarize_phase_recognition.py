@@ -1,0 +1,92 @@
+"""Summarise a phase-recognition study into docs/results/phase-recognition.md.
+
+Reads the run directories written by studies/phase_recognition.sh (summary.json, config.toml,
+metrics.jsonl, provenance.json), writes the table of final accuracies per variant, and copies
+the small per-run files (no arrays) next to the document so that the table can be checked.
+
+Usage: .venv/bin/python studies/summarize_phase_recognition.py [RUNS_DIR] [DOC]
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import sys
+import tomllib
+from pathlib import Path
+
+TARGETS = {
+    "default": ("xyz sensor, whole triangle, 10 seeds x 5000 steps", 0.95, 0.86),
+    "xz": ("xz sensor, 5 seeds x 2000 steps", 0.93, None),
+    "zz": ("zz sensor, 5 seeds x 2000 steps (expected to fail, ~0.6)", None, None),
+    "patches": ("patch-trained, tested on the whole triangle, 5 seeds x 2000 steps", 0.93, None),
+}
+
+
+def main(runs: Path, doc: Path) -> None:
+    rows = []
+    keep = doc.with_suffix("")
+    keep.mkdir(parents=True, exist_ok=True)
+    for variant, (title, mc_target, ss_target) in TARGETS.items():
+        dirs = sorted(p for p in runs.glob(f"{variant}-s*") if p.is_dir())
+        done = [p for p in dirs if (p / "summary.json").exists()]
+        finals = [json.loads((p / "summary.json").read_text())["final"] for p in done]
+        mc = [f["max_choice_accuracy"] for f in finals]
+        ss = [f["single_shot_accuracy"] for f in finals]
+        for p in done:
+            dest = keep / p.name
+            dest.mkdir(exist_ok=True)
+            for name in ("summary.json", "config.toml", "metrics.jsonl", "provenance.json"):
+                shutil.copy2(p / name, dest / name)
+        steps = {tomllib.loads((p / "config.toml").read_text())["steps"] for p in done}
+        rows.append((variant, title, len(done), len(dirs), steps, mc, ss, mc_target, ss_target))
+    lines = [
+        "# Phase recognition (Wanjura & Marquardt, Fig. 2): study results",
+        "",
+        "Reproduce with `studies/phase_recognition.sh runs/phase-recognition 2` (runs go side by",
+        "side, one per core), then `.venv/bin/python studies/summarize_phase_recognition.py`.",
+        "Figures: `.venv/bin/qeprop plot runs/phase-recognition/default-s* --out plots/default`",
+        "and `.venv/bin/qeprop plot runs/phase-recognition/*-s0 --out plots/variants`.",
+        "",
+        "Settings (the defaults of `qeprop run phase-recognition`, as in the paper's code): 8-site",
+        "periodic cluster-Ising chain, 2-qubit sensor on sites 0 and 1, centred nudging β = 0.4,",
+        "M = 10 shots per expectation value (Gaussian model), batches of 10, Adam with learning",
+        "rate 0.01, 200 fixed test points on the whole triangle (test_seed 20240).",
+        "",
+        "| variant | runs | steps | max-choice mean | min | max | single-shot mean | targets |",
+        "|---|---:|---|---:|---:|---:|---:|---|",
+    ]
+    for variant, title, n, total, steps, mc, ss, mct, sst in rows:
+        if not mc:
+            lines.append(f"| {title} | 0 of {total} | - | - | - | - | - | not run yet |")
+            continue
+        target = []
+        if mct is not None:
+            verdict = "met" if statistics.mean(mc) >= mct else "MISSED"
+            target.append(f"max-choice ≥ {mct}: {verdict}")
+        if sst is not None:
+            verdict = "met" if statistics.mean(ss) >= sst else "MISSED"
+            target.append(f"single-shot ≥ {sst}: {verdict}")
+        if variant == "zz":
+            target.append("fails as in the paper" if statistics.mean(mc) < 0.8 else "does NOT fail")
+        lines.append(
+            f"| {title} | {n} of {total} | {', '.join(map(str, sorted(steps)))} | "
+            f"{statistics.mean(mc):.3f} | {min(mc):.3f} | {max(mc):.3f} | "
+            f"{statistics.mean(ss):.3f} | {'; '.join(target)} |"
+        )
+    lines += [
+        "",
+        f"Per-run files (summary, config, metrics, provenance) are in `{keep.name}/`.",
+        "",
+    ]
+    doc.write_text("\n".join(lines), encoding="utf-8")
+    print(doc.read_text(encoding="utf-8"))
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    main(
+        Path(args[0]) if args else Path("runs/phase-recognition"),
+        Path(args[1]) if len(args) > 1 else Path("docs/results/phase-recognition.md"),
+    )
