@@ -9,7 +9,7 @@ VPY         := $(VENV_BIN)/python
 STAMP       := $(VENV)/.installed
 CONSTRAINTS := requirements/constraints.txt
 # Directories that ruff looks at (only those that exist, so lint works on a partial tree).
-LINT_PATHS  := $(wildcard src tests benchmarks)
+LINT_PATHS  := $(wildcard src tests benchmarks studies)
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS="-k hamiltonian -x"`.
 PYTEST_ARGS ?=
 
