@@ -269,24 +269,35 @@ def _parse(data: Mapping[str, Any], source: str) -> Problem:
     return Problem(system, {**params, **inputs}, loss, ekind, options, seed, source)  # type: ignore[arg-type]
 
 
-def load_problem(path: str | Path) -> Problem:
-    """Read a ``.json`` or ``.toml`` problem file (by extension; JSON otherwise)."""
+def read_text(path: str | Path) -> str:
+    """The UTF-8 text of a file; a missing, unreadable or non-UTF-8 file raises ProblemError."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        return p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ProblemError("file not found", where=str(p)) from None
     except OSError as e:
         raise ProblemError(f"cannot read: {e.strerror}", where=str(p)) from None
     except UnicodeDecodeError as e:
         raise ProblemError(f"not UTF-8 text (byte {e.start})", where=str(p)) from None
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """A TOML file as a dict; errors name the file."""
     try:
-        if p.suffix.lower() == ".toml":
-            data = tomllib.loads(text)
-        else:
-            data = json.loads(text)
+        return tomllib.loads(read_text(path))
     except tomllib.TOMLDecodeError as e:
-        raise ProblemError(f"invalid TOML: {e}", where=str(p)) from None
+        raise ProblemError(f"invalid TOML: {e}", where=str(path)) from None
+
+
+def load_problem(path: str | Path) -> Problem:
+    """Read a ``.json`` or ``.toml`` problem file (by extension; JSON otherwise)."""
+    p = Path(path)
+    if p.suffix.lower() == ".toml":
+        return parse_problem(load_toml(p), source=str(p))
+    text = read_text(p)
+    try:
+        data = json.loads(text)
     except json.JSONDecodeError as e:
         raise ProblemError(
             f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}", where=str(p)

@@ -60,6 +60,7 @@ import numpy as np
 from . import __version__
 from .errors import ProblemError, QEPError
 from .experiments import Experiment, TrainState, get_experiment
+from .problem import load_toml
 
 __all__ = [
     "CHECKPOINT_EVERY",
@@ -181,19 +182,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
 
     Errors (missing file, not UTF-8, invalid TOML) raise :class:`ProblemError` naming the file.
     """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ProblemError("file not found", where=str(p)) from None
-    except UnicodeDecodeError as e:
-        raise ProblemError(f"not UTF-8 text (byte {e.start})", where=str(p)) from None
-    except OSError as e:
-        raise ProblemError(f"cannot read: {e.strerror}", where=str(p)) from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ProblemError(f"invalid TOML: {e}", where=str(p)) from None
+    return load_toml(path)
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
