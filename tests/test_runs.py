@@ -312,7 +312,7 @@ def _wait_for_checkpoint(d: Path, proc: subprocess.Popen, min_step: int) -> int:
 
 
 SLOW = ["--set", "steps=120", "--set", "eval_every=5", "--set", "checkpoint_every=7",
-        "--set", "sleep=0.01", "--no-progress"]  # fmt: skip
+        "--set", "sleep=0.04", "--no-progress"]  # fmt: skip
 SLOW_CONFIG = {"steps": 120, "eval_every": 5, "checkpoint_every": 7}
 
 

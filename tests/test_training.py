@@ -198,6 +198,8 @@ def test_phase_recognition_killed_and_resumed_equals_uninterrupted(tmp_path) -> 
     assert not (d / "summary.json").exists()
     resume_run(d, progress=False)
     a, b = np.load(ref / "results.npz"), np.load(d / "results.npz")
-    np.testing.assert_array_equal(a["params"], b["params"])
+    # the same couplings: identical up to floating-point reassociation in library reductions
+    # (relative 1e-12 after 60 Adam steps; a lost or repeated step would differ by ~1e-3)
+    np.testing.assert_allclose(a["params"], b["params"], rtol=1e-12, atol=1e-14)
     metrics = [ln for ln in (d / "metrics.jsonl").read_text().splitlines() if ln]
     assert [json.loads(m)["step"] for m in metrics] == list(range(0, 61, 5))

@@ -29,6 +29,7 @@ from ..models.sensor import COUPLING_SETS, SensorLayout, sensor_layout
 from ..optim import adam
 from ..solvers import StateSpec
 from ..solvers.batch import solve_ground_batch
+from ..solvers.exact import blas_threads
 from ..states import Equilibrium
 from ..system import QEPSystem
 from . import TrainState
@@ -260,6 +261,12 @@ class PhaseRecognition:
         return g
 
     def step(self, config: dict[str, Any], state: TrainState) -> TrainState:
+        # one BLAS thread: multi-threaded reductions may sum in a different order from call to
+        # call, and a resumed run must repeat an uninterrupted one
+        with blas_threads(1, 0):
+            return self._step(config, state)
+
+    def _step(self, config: dict[str, Any], state: TrainState) -> TrainState:
         rng = np.random.default_rng()
         rng.bit_generator.state = state.meta["rng"]
         x = self.sample_inputs(config, config["batch_size"], rng)

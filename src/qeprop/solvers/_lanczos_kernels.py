@@ -88,7 +88,7 @@ def tridiag_vector(alpha, beta, m, theta, out):
     out[:m] = x
 
 
-@nb.njit(cache=True, fastmath=True)
+@nb.njit(cache=True, fastmath={"nnan", "ninf", "nsz", "arcp"})
 def lanczos_one(masks, data, v_start, lock, tol, max_steps):
     """Lowest Ritz pair of one Hamiltonian on the complement of ``lock``.
 
