@@ -13,6 +13,7 @@ independent check of qeprop's.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,15 +45,29 @@ def kron_operator(letters: dict[int, str], n: int = N_QUBITS) -> sp.csr_matrix:
     return op
 
 
-def hamiltonian(g: np.ndarray, theta: np.ndarray, nudge: np.ndarray | None) -> sp.csr_matrix:
-    """``H = H0(g) + Σ θ_j A_j (+ Σ ν_l O_l)``, term by term."""
+def coupling_labels() -> list[str]:
+    """Pauli labels of the 51 couplings in the order of :func:`sensor.couplings`."""
+    return [c.pauli for c in couplings()]
+
+
+def hamiltonian(
+    g: np.ndarray,
+    theta: np.ndarray,
+    nudge: np.ndarray | None,
+    labels: Sequence[str] | None = None,
+) -> sp.csr_matrix:
+    """``H = H0(g) + Σ θ_j A_j (+ Σ ν_l O_l)``, term by term.
+
+    ``labels``: Pauli labels of the couplings ``A_j`` in the order of ``theta`` (default
+    :func:`coupling_labels`).
+    """
     gval = dict(zip(("g_zxz", "g_zz", "g_x"), g, strict=True))
     dim = 2**N_QUBITS
     h = sp.csr_matrix((dim, dim), dtype=complex)
     for coeff, label, param in chain_terms():
         h = h + coeff * gval[param] * kron_operator(letters_of(label))
-    for th, cp in zip(theta, couplings(), strict=True):
-        h = h + th * kron_operator(letters_of(cp.pauli))
+    for th, pauli in zip(theta, labels or coupling_labels(), strict=True):
+        h = h + th * kron_operator(letters_of(pauli))
     if nudge is not None:
         for nu, bits in zip(nudge, OUTPUTS.values(), strict=True):
             h = h + nu * kron_operator({q: str(b) for q, b in bits.items()})
@@ -68,8 +83,10 @@ def expectation(psi: np.ndarray, op: sp.csr_matrix) -> float:
     return float(np.real(np.vdot(psi, op @ psi)))
 
 
-def coupling_expectations(psi: np.ndarray) -> np.ndarray:
-    return np.array([expectation(psi, kron_operator(letters_of(c.pauli))) for c in couplings()])
+def coupling_expectations(psi: np.ndarray, labels: Sequence[str] | None = None) -> np.ndarray:
+    return np.array(
+        [expectation(psi, kron_operator(letters_of(p))) for p in labels or coupling_labels()]
+    )
 
 
 def output_expectations(psi: np.ndarray) -> np.ndarray:

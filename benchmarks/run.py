@@ -13,7 +13,13 @@ Measurements
 * (b) qeprop ``finite_difference`` on the same batch (time and preparations);
 * (c) warm (guess = free state) vs cold nudged solves with ``qeprop.solvers.solve``;
 * (d) dense vs Lanczos free solve at dimension 1024 with ``blas_threads=1`` vs ``None``, and the
-  naive baseline's ``eigsh`` with default vs single-threaded BLAS.
+  naive baseline's ``eigsh`` with default vs single-threaded BLAS;
+* (e) one training step of the phase-recognition experiment with its defaults (batch of 10,
+  centred nudge 0.4, 10 shots with Gaussian noise, Adam 0.01): qeprop's ``EXPERIMENT.step`` (first
+  step, then each of ``2 x eval_every`` steps after 3 warm-up steps) and ``EXPERIMENT.evaluate``
+  (200 test points, cold and warm-started), against a naive step in the style of published
+  research code with single-threaded BLAS (:mod:`training`; median of 3 steps), with the projected
+  time of a full 5000-step run.
 
 Slow workloads (naive baseline, finite differences) warm up on one sample instead of the batch.
 Each row also records this process's CPU/wall ratio and the cores other processes used meanwhile
@@ -41,11 +47,13 @@ from typing import Any
 
 import numpy as np
 import scipy
-from threadpoolctl import ThreadpoolController, threadpool_info
+from threadpoolctl import ThreadpoolController, threadpool_info, threadpool_limits
 
 import qeprop
 from qeprop import NudgeWindowWarning, estimate_gradient
+from qeprop.experiments.phase_recognition import EXPERIMENT
 from qeprop.measurement import expectations
+from qeprop.models import cluster_ising
 from qeprop.solvers import StateSpec, solve
 
 HERE = Path(__file__).resolve().parent
@@ -53,6 +61,7 @@ sys.path.insert(0, str(HERE))
 
 import naive  # noqa: E402
 import sensor  # noqa: E402
+import training  # noqa: E402
 
 RESULTS = HERE / "RESULTS.md"
 NUDGES = (0.01, 0.4)
@@ -60,6 +69,11 @@ TARGET_SPEEDUP = 20.0
 TARGET_PREP_RATIO = 25.0
 TARGET_WARM = 2.0
 COSINE_MIN = 0.999
+TARGET_STEP_S = 0.06  # qeprop training step, seconds
+TARGET_STEP_SPEEDUP = 10.0  # naive / qeprop training step
+TRAIN_WARMUP = 3  # untimed qeprop training steps (the first one timed separately)
+TRAIN_BLOCKS = 2  # timed blocks of eval_every steps, each followed by a timed evaluation
+NAIVE_STEPS = 3  # timed naive training steps (1 with --quick)
 
 
 # ------------------------------------------------------------------------------ timing
@@ -175,9 +189,12 @@ class Report:
     )  # name, value, target, verdict
     checks: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    monitor: CpuMonitor | None = None  # sampled after every row (outside the timed regions)
 
     def add(self, name: str, timing: Timing | None, detail: str = "") -> None:
         self.rows.append(Row(name, timing, detail))
+        if self.monitor is not None:
+            self.monitor.sample()
         med = fmt_time(timing.median) if timing else "-"
         reps = f"(n={timing.repeats}, min {fmt_time(timing.min)})" if timing else ""
         load = f"[other load {fmt_load(timing.other_cores)} cores]" if timing else ""
@@ -192,6 +209,18 @@ class Report:
         self.ratios.append((name, f"{value:.1f}{unit}", tgt, verdict))
         verdict_text = f"  target {tgt}: {verdict}" if target is not None else ""
         print(f"  RATIO {name}: {value:.2f}{unit}{verdict_text}", flush=True)
+
+    def limit(self, name: str, seconds: float, limit: float) -> None:
+        """A time that must stay at or below ``limit`` seconds."""
+        verdict = "MET" if seconds <= limit else "MISSED"
+        target = f"<= {limit:g} s"
+        self.ratios.append((f"{name} {target}", fmt_time(seconds), target, verdict))
+        print(f"  LIMIT {name}: {fmt_time(seconds)}  target <= {limit:g} s: {verdict}", flush=True)
+
+    def value(self, name: str, text: str) -> None:
+        """A derived quantity without a target."""
+        self.ratios.append((name, text, "-", "-"))
+        print(f"  VALUE {name}: {text}", flush=True)
 
     def check(self, name: str, text: str) -> None:
         self.checks.append((name, text))
@@ -245,6 +274,157 @@ def nudged_values(
     vn = v.copy()
     vn[system.output_index] += beta * eps
     return v, vn, free
+
+
+def numba_cache_state() -> str:
+    """How the batched Lanczos kernel got its machine code: numba cache hits vs compilations."""
+    try:
+        from qeprop.solvers._lanczos_kernels import lanczos_batch
+
+        hits = sum(lanczos_batch.stats.cache_hits.values())
+        misses = sum(lanczos_batch.stats.cache_misses.values())
+    except Exception as exc:  # pragma: no cover - numba internals
+        return f"numba cache state unknown ({type(exc).__name__})"
+    if misses:
+        return f"numba compiled the Lanczos kernel ({misses} cache miss(es), {hits} hit(s))"
+    return f"numba loaded the Lanczos kernel from its cache ({hits} hit(s))"
+
+
+def bench_training(rep: Report, repeats: int, quick: bool) -> dict[str, Any]:
+    """Section (e): qeprop's phase-recognition training step and evaluation vs a naive step."""
+    cfg = EXPERIMENT.resolve({})
+    t0 = time.perf_counter()
+    state = EXPERIMENT.init(cfg)
+    t_init = time.perf_counter() - t0
+    holder = {"state": state}
+
+    def advance() -> None:
+        holder["state"] = EXPERIMENT.step(cfg, holder["state"])
+
+    first = bench(advance, 1, warmup=lambda: None)
+    rep.add(
+        "qeprop training step: first step (includes JIT compile or cache load)",
+        first,
+        f"after EXPERIMENT.init ({fmt_time(t_init)}); {numba_cache_state()}",
+    )
+    for _ in range(TRAIN_WARMUP - 1):
+        advance()
+    cold = bench(lambda: type(EXPERIMENT)().evaluate(cfg, holder["state"]), repeats)
+    EXPERIMENT.evaluate(cfg, holder["state"])  # seeds the warm starts, like a run's step-0 eval
+    block = 10 if quick else int(cfg["eval_every"])
+    step_parts, warm_parts = [], []
+    for _ in range(TRAIN_BLOCKS):
+        step_parts.append(bench(advance, block, warmup=lambda: None))
+        warm_parts.append(
+            bench(lambda: EXPERIMENT.evaluate(cfg, holder["state"]), 1, warmup=lambda: None)
+        )
+    steps = Timing.combine(step_parts, [t for p in step_parts for t in p.times])
+    warm = Timing.combine(warm_parts, [t for p in warm_parts for t in p.times])
+    metrics = warm_parts[-1].result
+    import numba  # a dependency of qeprop; loaded by the first step
+
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        one = bench(advance, block, warmup=lambda: None)
+    finally:
+        numba.set_num_threads(threads)
+    layer = numba.threading_layer()
+    rep.add(
+        "qeprop training step (batch 10, centred β=0.4, 10 shots, Adam)",
+        steps,
+        f"EXPERIMENT.step with defaults, each of {steps.repeats} steps ({TRAIN_BLOCKS} blocks of "
+        f"{block}) after {TRAIN_WARMUP} warm-up steps; mean {fmt_time(float(np.mean(steps.times)))}"
+        f", 90th percentile {fmt_time(float(np.percentile(steps.times, 90)))}, max "
+        f"{fmt_time(float(np.max(steps.times)))}; numba {threads} threads ({layer})",
+    )
+    rep.add(
+        "qeprop training step, 1 numba thread",
+        one,
+        f"as above, {one.repeats} steps with numba.set_num_threads(1) (one core, for comparison "
+        "with the single-threaded naive step)",
+    )
+    rep.add(
+        "qeprop test-set evaluation, cold (200 points)",
+        cold,
+        "EXPERIMENT.evaluate on a fresh experiment (no warm starts), as at step 0 of a run",
+    )
+    rep.add(
+        "qeprop test-set evaluation, warm (200 points)",
+        warm,
+        f"EXPERIMENT.evaluate after each block of {block} steps, warm-started from the previous "
+        f"evaluation's states (a run evaluates every {cfg['eval_every']} steps); max-choice "
+        f"accuracy {metrics['max_choice_accuracy']:.3f} after {holder['state'].step} steps",
+    )
+
+    # ---- naive steps, single-threaded BLAS (prebuilt operators: the same with kron done once)
+    model = EXPERIMENT.model(cfg)
+    labels = [str(t.pauli) for t in model.layout.terms]
+    theta0 = EXPERIMENT.init(cfg).arrays["params"]
+    naive_t: dict[bool, Timing] = {}
+    for prebuilt in (False, True):
+        t0 = time.perf_counter()
+        trainer = training.NaiveTrainer(
+            theta0,
+            labels,
+            prebuilt=prebuilt,
+            batch_size=cfg["batch_size"],
+            shots=cfg["shots"],
+            nudge=cfg["nudge"],
+            learning_rate=cfg["learning_rate"],
+        )
+        t_setup = time.perf_counter() - t0
+
+        def warmup(trainer: training.NaiveTrainer = trainer) -> None:
+            trainer.sample_gradient(np.array([1.0, 1.0, 2.0]), np.eye(3)[2])
+            trainer.stages.clear()
+
+        n = (1 if quick else NAIVE_STEPS) if not prebuilt else repeats
+        with threadpool_limits(limits=1):
+            blas = sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+            t = bench(trainer.step, n, warmup=warmup)
+        naive_t[prebuilt] = t
+        total = sum(trainer.stages.values())
+        share = ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in trainer.stages.items())
+        how = (
+            f"Kronecker operators built once ({fmt_time(t_setup)}), H re-summed per solve"
+            if prebuilt
+            else "every operator rebuilt from scipy.sparse.kron chains when used"
+        )
+        rep.add(
+            f"naive training step, {'operators prebuilt' if prebuilt else 'kron rebuild'}, "
+            "1 BLAS thread",
+            t,
+            f"{how}; {t.result['solves']} cold eigsh per step; BLAS threads {blas}; "
+            f"time split: {share}",
+        )
+        # noiseless gradient of the last step vs qeprop's at the same couplings and inputs
+        res = t.result
+        q_labels = cluster_ising.phase_indices(res["inputs"])
+        exact_cfg = EXPERIMENT.resolve({"shots": None})
+        q_grad, q_loss = EXPERIMENT.batch_gradient(
+            exact_cfg, res["theta"], res["inputs"], q_labels, None
+        )
+        c = cosine(res["exact_gradient"], q_grad)
+        ok = "OK" if c > COSINE_MIN and np.array_equal(q_labels, res["labels"]) else "FAILED"
+        rep.check(
+            f"naive training step ({'prebuilt' if prebuilt else 'kron rebuild'}) vs qeprop, "
+            "noiseless batch gradient",
+            f"cosine {c:.9f}, max |Δ| {np.max(np.abs(res['exact_gradient'] - q_grad)):.2e}, "
+            f"loss {res['loss']:.6f} vs {q_loss:.6f}, labels "
+            f"{'agree' if np.array_equal(q_labels, res['labels']) else 'DIFFER'}: {ok} "
+            f"(need cosine > {COSINE_MIN})",
+        )
+    return {
+        "cfg": cfg,
+        "first": first,
+        "steps": steps,
+        "cold": cold,
+        "warm": warm,
+        "one_thread": one,
+        "naive": naive_t[False],
+        "naive_prebuilt": naive_t[True],
+    }
 
 
 # ------------------------------------------------------------------------------ machine
@@ -301,6 +481,86 @@ def machine_info() -> list[tuple[str, str]]:
     ]
 
 
+def process_cpu() -> dict[int, tuple[float, str]]:
+    """CPU seconds (user + system, all threads) and command line of every other process."""
+    out: dict[int, tuple[float, str]] = {}
+    me = os.getpid()
+    try:
+        entries = [p for p in Path("/proc").iterdir() if p.name.isdigit() and int(p.name) != me]
+    except OSError:
+        return out
+    for p in entries:
+        try:
+            stat = (p / "stat").read_text()
+            cmd = (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()  # fields 3.. of proc(5); comm may hold spaces
+        try:
+            seconds = (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime
+        except (IndexError, ValueError):
+            continue
+        comm = stat[stat.find("(") : stat.rfind(")") + 1]
+        out[int(p.name)] = (seconds, " ".join(cmd.split()) or comm)
+    return out
+
+
+class CpuMonitor:
+    """CPU seconds used by each other process, from :func:`process_cpu` snapshots.
+
+    :meth:`sample` adds the CPU time each process used since the previous snapshot (all of it for
+    a process born in between); a process that starts and ends between two snapshots is missed.
+    """
+
+    def __init__(self, start: dict[int, tuple[float, str]] | None = None) -> None:
+        self.last = process_cpu() if start is None else start
+        self.used: dict[int, tuple[float, str]] = {}
+
+    def sample(self) -> None:
+        now = process_cpu()
+        for pid, (sec, cmd) in now.items():
+            prev = self.last.get(pid)
+            delta = sec - prev[0] if prev is not None and prev[1] == cmd else sec
+            self.used[pid] = (self.used.get(pid, (0.0, ""))[0] + max(0.0, delta), cmd)
+        self.last = now
+
+    def users(self, wall: float, min_cores: float = 0.01) -> list[tuple[float, int, str]]:
+        """``(average cores over wall, pid, command)`` of the processes above ``min_cores``."""
+        return cpu_users({}, self.used, wall, min_cores)
+
+
+def cpu_users(
+    before: dict[int, tuple[float, str]],
+    after: dict[int, tuple[float, str]],
+    wall: float,
+    min_cores: float = 0.01,
+) -> list[tuple[float, int, str]]:
+    """``(average cores, pid, command)`` of the other processes that used at least ``min_cores``
+    between two :func:`process_cpu` snapshots ``wall`` seconds apart, busiest first (processes
+    that ended in between are missed; new ones count from 0)."""
+    users = []
+    for pid, (sec, cmd) in after.items():
+        prev = before.get(pid)
+        used = sec - prev[0] if prev is not None and prev[1] == cmd else sec
+        cores = used / wall if wall > 0 else 0.0
+        if cores >= min_cores:
+            users.append((cores, pid, cmd))
+    return sorted(users, reverse=True)
+
+
+def describe_users(users: list[tuple[float, int, str]], top: int = 4) -> str:
+    """``"N processes: 0.93 cores pid 123 `cmd`; ..."`` (busiest ``top``; markdown-safe)."""
+    if not users:
+        return "none (below 0.01 cores each)"
+    parts = [
+        f"{c:.2f} cores pid {pid} `{cmd[:110] + ('...' if len(cmd) > 110 else '')}`"
+        for c, pid, cmd in users[:top]
+    ]
+    more = f"; {len(users) - top} more" if len(users) > top else ""
+    n = f"{len(users)} process{'es' if len(users) > 1 else ''}"
+    return f"{n}: {'; '.join(parts)}{more}".replace("|", "\\|")
+
+
 def section(t_start: float, title: str) -> None:
     elapsed = time.perf_counter() - t_start
     print(f"\n{title}  [t = {elapsed:.0f} s, load average {loadavg():.2f}]", flush=True)
@@ -346,15 +606,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output", type=Path, default=RESULTS, help="markdown report path")
     args = ap.parse_args(argv)
     repeats = args.repeats or (2 if args.quick else 5)
+    before = process_cpu()
+    time.sleep(1.0)
+    procs_start = process_cpu()
+    users_start = describe_users(cpu_users(before, procs_start, 1.0))
     t_start = time.perf_counter()
+    cpu_start, busy_start = time.process_time(), busy_seconds()
     load_start = loadavg()
     started = dt.datetime.now(dt.UTC)
-    rep = Report()
+    monitor = CpuMonitor(procs_start)
+    rep = Report(monitor=monitor)
 
     print("qeprop benchmark: Wanjura-Marquardt phase sensor", flush=True)
     machine = machine_info()
     for k, v in machine:
         print(f"  {k}: {v}")
+    print(f"  other processes using CPU now (1 s sample): {users_start}", flush=True)
 
     # ---------------------------------------------------------------- problem
     setup = bench(sensor.build_system, repeats)
@@ -515,6 +782,10 @@ def main(argv: list[str] | None = None) -> int:
             "scipy eigsh(k=1, which='SA') on complex H = ARPACK znaupd, cold start",
         )
 
+    # ---------------------------------------------------------------- (e) training step
+    section(t_start, "[e] phase-recognition training step: qeprop vs naive (1 BLAS thread)")
+    tr = bench_training(rep, repeats, args.quick)
+
     # ---------------------------------------------------------------- ratios
     print("\nratios (same run)", flush=True)
     for beta in NUDGES:
@@ -553,8 +824,48 @@ def main(argv: list[str] | None = None) -> int:
         None,
     )
 
+    step = tr["steps"].median
+    rep.ratio(
+        "naive training step (kron rebuild, 1 BLAS thread) / qeprop training step",
+        tr["naive"].median / step,
+        TARGET_STEP_SPEEDUP,
+    )
+    rep.ratio(
+        "naive training step (operators prebuilt, 1 BLAS thread) / qeprop training step",
+        tr["naive_prebuilt"].median / step,
+        TARGET_STEP_SPEEDUP,
+    )
+    rep.ratio(
+        "naive training step (operators prebuilt) / qeprop training step with 1 numba thread",
+        tr["naive_prebuilt"].median / tr["one_thread"].median,
+        None,
+    )
+    rep.limit("qeprop training step (median)", step, TARGET_STEP_S)
+    n_steps = int(tr["cfg"]["steps"])
+    n_evals = n_steps // int(tr["cfg"]["eval_every"]) + 1  # step 0 included
+    projected = n_steps * step + tr["cold"].median + (n_evals - 1) * tr["warm"].median
+    rep.value(
+        f"projected {n_steps}-step qeprop run: {n_steps} x median step + 1 cold + "
+        f"{n_evals - 1} warm evaluations (without finish())",
+        f"{projected:.0f} s ({projected / 60:.1f} min)",
+    )
+    for key, what in (("naive", "kron rebuild"), ("naive_prebuilt", "operators prebuilt")):
+        hours = n_steps * tr[key].median / 3600
+        rep.value(f"projected {n_steps} naive training steps ({what})", f"{hours:.2f} h")
+
     elapsed = time.perf_counter() - t_start
+    monitor.sample()
+    other = max(0.0, busy_seconds() - busy_start - (time.process_time() - cpu_start)) / elapsed
     machine.append(("load average (1 min) at start / end", f"{load_start:.2f} / {loadavg():.2f}"))
+    machine.append(("other processes using CPU at start (1 s sample)", users_start))
+    machine.append(
+        (
+            "other processes using CPU during the run",
+            f"{describe_users(monitor.users(elapsed))} (average cores over the whole run, "
+            f"from /proc snapshots after each measurement); all other processes together "
+            f"{other:.2f} cores on average (/proc/stat)",
+        )
+    )
     worst = max(
         (
             (r.timing.other_cores, r.name)
@@ -599,7 +910,9 @@ def render(
         f"{len(system.trainable)} trainable couplings, 3 projector outputs,",
         "MSE loss against one-hot phase labels, a batch of "
         f"{len(batch)} inputs on the triangle g_zxz + g_zz + g_x = 4.",
-        "Ground states; gradients without shot noise.",
+        "Ground states; gradients without shot noise, except in the training step (section (e)),",
+        "which is one step of the `phase-recognition` experiment with its defaults (random batch",
+        "of 10, centred nudge 0.4, 10 shots per expectation with Gaussian noise, Adam 0.01).",
         "",
         "## Run",
         "",
@@ -608,7 +921,8 @@ def render(
         f"| date (UTC) | {started.strftime('%Y-%m-%d %H:%M:%S')} |",
         f"| command | `{command}` |",
         f"| repeats | median of {repeats} timed runs after 1 untimed warm-up (time.perf_counter);"
-        " the slow naive and finite-difference workloads warm up on one sample |",
+        " the slow naive and finite-difference workloads warm up on one sample; the training"
+        " step (e) has its own counts (see its rows) |",
         f"| total runtime | {elapsed:.0f} s |",
     ]
     lines += [f"| {k} | {v} |" for k, v in machine]
@@ -670,6 +984,31 @@ def render(
         "  suffer badly from multi-threading when other processes compete for the cores, so the",
         "  naive baseline is much slower on a loaded machine (see *other load*), which inflates",
         "  the naive/qeprop ratio there. qeprop limits BLAS to 1 thread around its Lanczos calls.",
+        "- *qeprop training step*: `EXPERIMENT.step(cfg, state)` of",
+        "  `qeprop.experiments.phase_recognition` with `cfg = EXPERIMENT.resolve({})`: a batch",
+        "  of 10 random triangle points, all 10 free and 20 nudged ground states solved together",
+        "  by the numba batch-Lanczos kernel (tol 1e-6; nudged ones warm-started from the free",
+        "  ones), Gaussian shot noise (M = 10) on the 51 coupling expectations, Adam. The first",
+        "  step of the process is timed alone (numba loads the kernel from its cache, or compiles",
+        "  it); then, after 3 warm-up steps, every step of 2 blocks of `eval_every` = 50 steps",
+        "  (10 with `--quick`) is timed separately; then one more block with",
+        "  `numba.set_num_threads(1)` (qeprop on one core, like the naive step).",
+        "- *test-set evaluation*: `EXPERIMENT.evaluate` (exact readout probabilities at 200",
+        "  fixed points). *cold*: a fresh experiment object (no earlier states), as the step-0",
+        "  evaluation of a run; *warm*: after each block of steps, warm-started from the states",
+        "  of the previous evaluation, as the evaluations every 50 steps of a run.",
+        "- *naive training step* (`benchmarks/training.py`): the same step in the style of",
+        "  published research code, single-threaded BLAS (`threadpoolctl.threadpool_limits(1)`):",
+        "  per sample, build H, cold `eigsh` for the free state, outputs and ε = 2(y - t), then",
+        "  for ν = ±βε build H + Σ ν_l O_l, cold `eigsh`, ⟨A_j⟩ = ψ†A_jψ for the 51 couplings",
+        "  plus Gaussian noise of variance (1 - ⟨A_j⟩²)/M; centred gradient, batch mean, Adam.",
+        "  *kron rebuild*: every operator from a `scipy.sparse.kron` chain each time it is used",
+        "  (as `benchmarks/naive.py`); *operators prebuilt*: the Kronecker operators built once,",
+        "  H re-summed from them for every solve. Its noiseless gradient is checked against",
+        "  `EXPERIMENT.batch_gradient` with `shots=None` at the same couplings and inputs.",
+        "- *projected run*: `steps` x median step + 1 cold + `steps / eval_every` warm",
+        "  evaluations (101 evaluations in all for 5000 steps; `finish()`, checkpoints and",
+        "  logging are not included).",
         "",
     ]
     return "\n".join(lines)
