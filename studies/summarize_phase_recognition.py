@@ -16,11 +16,12 @@ import sys
 import tomllib
 from pathlib import Path
 
+# variant: (description, planned runs, max-choice target, single-shot target)
 TARGETS = {
-    "default": ("xyz sensor, whole triangle, 10 seeds x 5000 steps", 0.95, 0.86),
-    "xz": ("xz sensor, 5 seeds x 2000 steps", 0.93, None),
-    "zz": ("zz sensor, 5 seeds x 2000 steps (expected to fail, ~0.6)", None, None),
-    "patches": ("patch-trained, tested on the whole triangle, 5 seeds x 2000 steps", 0.93, None),
+    "default": ("xyz sensor, whole triangle, 10 seeds x 5000 steps", 10, 0.95, 0.86),
+    "xz": ("xz sensor, 5 seeds x 2000 steps", 5, 0.93, None),
+    "zz": ("zz sensor, 5 seeds x 2000 steps (expected to fail, ~0.6)", 5, None, None),
+    "patches": ("patch-trained, tested on the whole triangle, 5 seeds x 2000 steps", 5, 0.93, None),
 }
 
 
@@ -28,7 +29,7 @@ def main(runs: Path, doc: Path) -> None:
     rows = []
     keep = doc.with_suffix("")
     keep.mkdir(parents=True, exist_ok=True)
-    for variant, (title, mc_target, ss_target) in TARGETS.items():
+    for variant, (title, total, mc_target, ss_target) in TARGETS.items():
         dirs = sorted(p for p in runs.glob(f"{variant}-s*") if p.is_dir())
         done = [p for p in dirs if (p / "summary.json").exists()]
         finals = [json.loads((p / "summary.json").read_text())["final"] for p in done]
@@ -40,7 +41,7 @@ def main(runs: Path, doc: Path) -> None:
             for name in ("summary.json", "config.toml", "metrics.jsonl", "provenance.json"):
                 shutil.copy2(p / name, dest / name)
         steps = {tomllib.loads((p / "config.toml").read_text())["steps"] for p in done}
-        rows.append((variant, title, len(done), len(dirs), steps, mc, ss, mc_target, ss_target))
+        rows.append((variant, title, len(done), total, steps, mc, ss, mc_target, ss_target))
     lines = [
         "# Phase recognition (Wanjura & Marquardt, Fig. 2): study results",
         "",
@@ -75,6 +76,34 @@ def main(runs: Path, doc: Path) -> None:
             f"{statistics.mean(mc):.3f} | {min(mc):.3f} | {max(mc):.3f} | "
             f"{statistics.mean(ss):.3f} | {'; '.join(target)} |"
         )
+    gq = runs.parent / "gradient-quality"
+    if (gq / "summary.json").exists():
+        final = json.loads((gq / "summary.json").read_text())["final"]
+        dest = keep / "gradient-quality"
+        dest.mkdir(exist_ok=True)
+        for name in ("summary.json", "config.toml", "metrics.jsonl", "provenance.json"):
+            shutil.copy2(gq / name, dest / name)
+        lines += [
+            "",
+            "## Gradient quality (Fig. 2d, 2e)",
+            "",
+            f"`qeprop run gradient-quality --out {gq} --set batches={final['batches']}`: median",
+            "cosine overlap between the batch-averaged centred QEP gradient (batches of 10) and",
+            "the exact gradient, at the sensor's initial couplings.",
+            "",
+            "| nudge β | " + " | ".join(final["median_overlap_vs_nudge"]) + " |",
+            "|---|" + "---:|" * len(final["median_overlap_vs_nudge"]),
+            "| no shot noise | "
+            + " | ".join(f"{v:.6f}" for v in final["median_overlap_vs_nudge"].values())
+            + " |",
+            "",
+            "| shots M | "
+            + " | ".join(next(iter(final["median_overlap_vs_shots"].values())))
+            + " |",
+            "|---|" + "---:|" * len(next(iter(final["median_overlap_vs_shots"].values()))),
+        ]
+        for nudge, row in final["median_overlap_vs_shots"].items():
+            lines.append(f"| β = {nudge} | " + " | ".join(f"{v:.3f}" for v in row.values()) + " |")
     lines += [
         "",
         f"Per-run files (summary, config, metrics, provenance) are in `{keep.name}/`.",
