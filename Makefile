@@ -38,7 +38,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 venv: $(STAMP)
 
 # ---------------------------------------------------------------------------- run
-# A short phase-recognition run (Wanjura & Marquardt Fig. 2, 300 steps instead of 5000) and its
+# A short phase-recognition run (Wanjura & Marquardt Fig. 2, 600 steps instead of 5000) and its
 # figures, after gradients of a small embedded problem by three estimators.
 DEMO_DIR := runs/demo
 demo: $(STAMP)
