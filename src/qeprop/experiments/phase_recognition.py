@@ -45,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "couplings": "xyz",
     "training_region": "full",
+    "patch_width": 0.4,
     "chain_length": 8,
     "boundary": "periodic",
     "sensor_sites": [0, 1],
@@ -71,7 +72,7 @@ _CHOICES = {
     "shot_model": ("gaussian", "sampled"),
 }
 _POSITIVE_INT = ("steps", "batch_size", "eval_every", "test_size", "checkpoint_every")
-_POSITIVE_FLOAT = ("nudge", "learning_rate", "bound", "solver_tol")
+_POSITIVE_FLOAT = ("nudge", "learning_rate", "bound", "solver_tol", "patch_width")
 
 
 @dataclass(frozen=True)
@@ -199,7 +200,7 @@ class PhaseRecognition:
     # ------------------------------------------------------------------ data
     def sample_inputs(self, config: dict[str, Any], n: int, rng: np.random.Generator) -> np.ndarray:
         if config["training_region"] == "patches":
-            return np.asarray(cluster_ising.sample_patches(n, rng))
+            return np.asarray(cluster_ising.sample_patches(n, rng, width=config["patch_width"]))
         return np.asarray(cluster_ising.sample_triangle(n, rng))
 
     def test_set(self, config: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
