@@ -240,6 +240,27 @@ class _Run:
         )
         return self._record(est, exact_prep=new_prep)
 
+    def free_phase(
+        self, free: Equilibrium, need_a: bool, string_values: np.ndarray | None = None
+    ) -> tuple[Estimate, Estimate | None]:
+        """Outputs ``y`` (or ``⟨C⟩``) and, if ``need_a``, ``⟨A_j⟩`` of the free equilibrium.
+
+        With noisy outputs both come from the same shots (shared commuting groups).
+        """
+        noisy = self.opts.shots is not None
+        ri, rc = self.readout_ops()
+        zeros = np.zeros(len(self.train_coef))
+        if need_a and noisy and self.opts.noisy_outputs:
+            ident, coef = np.concatenate([ri, zeros]), np.vstack([rc, self.train_coef])
+            est = self.measure(free, ident, coef, True, True, string_values)
+            n_out = len(ri)
+            y = Estimate(est.mean[:n_out], est.stderr[:n_out])
+            return y, Estimate(est.mean[n_out:], est.stderr[n_out:])
+        y = self.measure(free, ri, rc, noisy and self.opts.noisy_outputs, True, string_values)
+        if not need_a:
+            return y, None
+        return y, self.measure(free, zeros, self.train_coef, noisy, False, string_values)
+
     def readout_ops(self) -> tuple[np.ndarray, np.ndarray]:
         """The observables that define the loss: the outputs, or the cost observable."""
         if self.cost_mode:
@@ -329,45 +350,36 @@ class _Run:
 
 
 # ------------------------------------------------------------------------------ estimators
+#: nudge signs of the two equilibria whose ⟨A_j⟩ are differenced, per variant
+_SIGNS = {"positive": (1, 0), "negative": (0, -1), "centered": (1, -1)}
+
+
+def _difference(hi: Estimate, lo: Estimate, width: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(⟨A⟩_hi - ⟨A⟩_lo) / width`` and its standard error."""
+    return (hi.mean - lo.mean) / width, np.sqrt(hi.stderr**2 + lo.stderr**2) / width
+
+
 def _nudged(run: _Run, variant: str, name: str) -> GradientRecord:
     beta = run.opts.nudge
     noisy = run.opts.shots is not None
+    signs = _SIGNS[variant]
     free = run.solve(run.values)
-    ri, rc = run.readout_ops()
-    need_free_a = variant != "centered"
-    p = len(run.train_coef)
-    zeros = np.zeros(p)
-    a0: Estimate | None = None
-    if need_free_a and noisy and run.opts.noisy_outputs:
-        # outputs and ⟨A_j⟩ of the free phase from the same shots (shared commuting groups)
-        est = run.measure(
-            free, np.concatenate([ri, zeros]), np.vstack([rc, run.train_coef]), True, True
-        )
-        n_out = len(ri)
-        y = Estimate(est.mean[:n_out], est.stderr[:n_out])
-        a0 = Estimate(est.mean[n_out:], est.stderr[n_out:])
-    else:
-        y = run.measure(free, ri, rc, noisy and run.opts.noisy_outputs, new_prep=True)
-        if need_free_a:
-            a0 = run.measure(free, zeros, run.train_coef, noisy, new_prep=False)
+    y, a0 = run.free_phase(free, need_a=0 in signs)
     loss, eps = run.evaluate(y)
+    p = len(run.train_coef)
     if not np.any(eps):
         return run.record(name, np.zeros(p), np.zeros(p), y, loss, eps, free, beta)
     run.check_window(free, eps, beta)
     direction = run.direction(eps)
     a: dict[int, Estimate] = {}
-    signs = {"positive": (1, 0), "negative": (0, -1), "centered": (1, -1)}[variant]
     for s in signs:
         if s == 0:
             assert a0 is not None
             a[s] = a0
             continue
         st = run.solve(run.values + s * beta * direction, guess=free)
-        a[s] = run.measure(st, zeros, run.train_coef, noisy, new_prep=True)
-    hi, lo = a[signs[0]], a[signs[1]]
-    width = (signs[0] - signs[1]) * beta
-    grad = (hi.mean - lo.mean) / width
-    se = np.sqrt(hi.stderr**2 + lo.stderr**2) / width
+        a[s] = run.measure(st, np.zeros(p), run.train_coef, noisy, new_prep=True)
+    grad, se = _difference(a[signs[0]], a[signs[1]], (signs[0] - signs[1]) * beta)
     return run.record(name, grad, se, y, loss, eps, free, beta)
 
 
@@ -661,19 +673,14 @@ def batch_nudged_gradients(
     full = np.array([system.full_values(v) for v in values])
     free = solve_ground_batch(h, full, opts.state)
     runs = [_Run(system, v, loss, opts, rng) for v, loss in zip(full, losses, strict=True)]
-    signs = {"positive": (1, 0), "negative": (0, -1), "centered": (1, -1)}[variant]
+    signs = _SIGNS[variant]
     noisy = opts.shots is not None
     ys, epss, lossv, a0s = [], [], [], []
     free_ps = string_expectations_many(h, free)
     for run, st, ps in zip(runs, free, free_ps, strict=True):
         run.solves += 1
-        ri, rc = run.readout_ops()
-        y = run.measure(st, ri, rc, noisy and opts.noisy_outputs, True, ps)
+        y, a0 = run.free_phase(st, need_a=0 in signs, string_values=ps)
         loss_i, eps = run.evaluate(y)
-        a0 = None
-        if 0 in signs:
-            zeros = np.zeros(len(run.train_coef))
-            a0 = run.measure(st, zeros, run.train_coef, noisy, False, ps)
         ys.append(y)
         epss.append(eps)
         lossv.append(loss_i)
@@ -703,8 +710,6 @@ def batch_nudged_gradients(
     width = (signs[0] - signs[1]) * beta
     out = []
     for i, run in enumerate(runs):
-        hi, lo = measured[signs[0]][i], measured[signs[1]][i]
-        grad = (hi.mean - lo.mean) / width
-        se = np.sqrt(hi.stderr**2 + lo.stderr**2) / width
+        grad, se = _difference(measured[signs[0]][i], measured[signs[1]][i], width)
         out.append(run.record(variant, grad, se, ys[i], lossv[i], epss[i], free[i], beta))
     return out
