@@ -318,7 +318,7 @@ class ParametrisedHamiltonian:
         return v
 
     def string_coefficients(self, values: np.ndarray) -> np.ndarray:
-        """Coefficient of each string in :attr:`strings` for parameter vector ``values``."""
+        """Coefficient of each string for parameter vector(s) ``values`` ``(P,)`` or ``(B, P)``."""
         return self._fixed + np.asarray(values, dtype=float) @ self._derivs
 
     @property

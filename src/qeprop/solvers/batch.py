@@ -65,7 +65,7 @@ def solve_ground_batch(
         ham.check_values(v)
     kernel = _kernels()
     st = ham.structure
-    coef = np.array([ham.string_coefficients(v) for v in values])
+    coef = ham.string_coefficients(values)  # (B, n_strings): rows are parameter vectors
     masks = st.mask_layout[0]
     dtype = st.dtype
     data = st.mask_data(coef)
