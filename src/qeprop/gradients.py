@@ -331,6 +331,8 @@ class _Run:
         scale = free.gap if free.kind != "thermal" else max(free.gap, free.temperature or 0.0)
         noise = max(np.finfo(float).eps, self.opts.state.tol) * self.h.norm_bound(self.values)
         low = 10 * noise / scale if np.isfinite(scale) else 0.0
+        if strength >= scale and self._decoupled(free, eps, beta):
+            return
         if strength >= scale:
             warnings.warn(
                 f"nudge strength β|ε| ≈ {strength:.3g} is not small compared with the gap "
@@ -348,6 +350,26 @@ class _Run:
                 stacklevel=4,
             )
 
+    def _decoupled(self, free: Equilibrium, eps: np.ndarray, beta: float) -> bool:
+        """Whether the nudge does not mix the state with the levels computed above it.
+
+        A symmetry of the nudge operator ``B`` (e.g. a parity it conserves) can make the nearest
+        level irrelevant, however small the gap ``δ`` to it. The coupling
+        ``c = max |⟨above|B|ψ⟩|`` counts as zero when it is within the eigenvector error
+        ``10 tol ||H|| / δ`` (times ``||Bψ||``) or mixes weakly, ``β c / δ < 0.01``.
+        """
+        if free.kind == "thermal" or free.above is None or free.above.shape[1] == 0:
+            return False
+        b = self.h.operator_matrix(self.nudge_operator(eps))
+        bv = b @ free.vectors
+        size = float(np.linalg.norm(bv))
+        if size == 0 or not np.isfinite(free.gap) or free.gap <= 0:
+            return False
+        coupling = float(np.max(np.abs(free.above.conj().T @ bv)))
+        noise = 10 * max(self.opts.state.tol, np.finfo(float).eps)
+        noise *= self.h.norm_bound(self.values) / free.gap
+        return coupling <= max(1e-8, noise) * size or beta * coupling / free.gap < 1e-2
+
 
 # ------------------------------------------------------------------------------ estimators
 #: nudge signs of the two equilibria whose ⟨A_j⟩ are differenced, per variant
@@ -359,16 +381,18 @@ def _difference(hi: Estimate, lo: Estimate, width: float) -> tuple[np.ndarray, n
     return (hi.mean - lo.mean) / width, np.sqrt(hi.stderr**2 + lo.stderr**2) / width
 
 
-def _nudged(run: _Run, variant: str, name: str) -> GradientRecord:
+def _nudged_difference(
+    run: _Run, variant: str, free: Equilibrium, a0: Estimate | None, eps: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``Σ_l ε_l ∂y_l/∂θ_j`` from nudged equilibria ``ν = ±βε`` (warm-started from ``free``).
+
+    ``a0`` is ``⟨A_j⟩`` of the free equilibrium (needed by one-sided variants). Returns the
+    estimate and its standard error, shapes ``(P,)``.
+    """
     beta = run.opts.nudge
     noisy = run.opts.shots is not None
     signs = _SIGNS[variant]
-    free = run.solve(run.values)
-    y, a0 = run.free_phase(free, need_a=0 in signs)
-    loss, eps = run.evaluate(y)
     p = len(run.train_coef)
-    if not np.any(eps):
-        return run.record(name, np.zeros(p), np.zeros(p), y, loss, eps, free, beta)
     run.check_window(free, eps, beta)
     direction = run.direction(eps)
     a: dict[int, Estimate] = {}
@@ -379,7 +403,18 @@ def _nudged(run: _Run, variant: str, name: str) -> GradientRecord:
             continue
         st = run.solve(run.values + s * beta * direction, guess=free)
         a[s] = run.measure(st, np.zeros(p), run.train_coef, noisy, new_prep=True)
-    grad, se = _difference(a[signs[0]], a[signs[1]], (signs[0] - signs[1]) * beta)
+    return _difference(a[signs[0]], a[signs[1]], (signs[0] - signs[1]) * beta)
+
+
+def _nudged(run: _Run, variant: str, name: str) -> GradientRecord:
+    beta = run.opts.nudge
+    free = run.solve(run.values)
+    y, a0 = run.free_phase(free, need_a=0 in _SIGNS[variant])
+    loss, eps = run.evaluate(y)
+    p = len(run.train_coef)
+    if not np.any(eps):
+        return run.record(name, np.zeros(p), np.zeros(p), y, loss, eps, free, beta)
+    grad, se = _nudged_difference(run, variant, free, a0, eps)
     return run.record(name, grad, se, y, loss, eps, free, beta)
 
 
