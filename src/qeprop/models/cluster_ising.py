@@ -85,6 +85,7 @@ __all__ = [
     "phases",
     "sample_patches",
     "sample_triangle",
+    "slice_boundaries",
     "triangle_boundaries",
     "winding_number",
 ]
@@ -473,3 +474,85 @@ def triangle_boundaries(total: float = 4.0, n: int = 200) -> dict[str, np.ndarra
         "cluster_paramagnet_boundary": cp,
         "outline": outline,
     }
+
+
+def slice_boundaries(
+    fixed: dict[str, float],
+    x: str,
+    y: str,
+    x_range: tuple[float, float],
+    y_range: tuple[float, float],
+    n: int = 400,
+) -> list[np.ndarray]:
+    r"""Exact critical lines (gap closings) in a 2-D slice of the coupling space.
+
+    The couplings are ``p = p_0 + u e_x + v e_y``: parameter ``x`` is ``u``, ``y`` is ``v`` and
+    the third one is ``fixed``. The gap closes where ``f(z) = g_ZXZ z^2 - g_ZZ z + g_X`` has a
+    zero on the unit circle, ``f(e^{ik}) = 0``:
+
+    * ``k = 0`` and ``k = π`` (real zeros ``z = ±1``): one real linear equation in ``(u, v)``,
+      a straight line;
+    * ``0 < k < π`` (a complex pair): two real linear equations, one point per ``k``; sweeping
+      ``k`` traces a curve.
+
+    Returns the pieces inside the box ``x_range × y_range`` as ``(m, 2)`` arrays of ``(u, v)``.
+    """
+    names = list(PARAMS)
+    if x not in names or y not in names or x == y:
+        raise ProblemError(f"x and y must be two different names of {names}, got {x!r}, {y!r}")
+    (third,) = [p for p in names if p not in (x, y)]
+    if set(fixed) != {third}:
+        raise ProblemError(f"fix exactly the third coupling {third!r}, got {sorted(fixed)}")
+    p0 = np.zeros(3)
+    p0[names.index(third)] = float(fixed[third])
+    ex = np.eye(3)[names.index(x)]
+    ey = np.eye(3)[names.index(y)]
+    (x0, x1), (y0, y1) = x_range, y_range
+
+    def w(k: np.ndarray) -> np.ndarray:
+        z = np.exp(1j * k)
+        return np.stack([z**2, -z, np.ones_like(z)])
+
+    pieces: list[np.ndarray] = []
+    for k in (0.0, np.pi):
+        wk = w(np.array([k]))[:, 0].real
+        a, b, c = ex @ wk, ey @ wk, -(p0 @ wk)
+        if abs(b) > abs(a):
+            u = np.linspace(x0, x1, n)
+            v = (c - a * u) / b
+        elif abs(a) > 0:
+            v = np.linspace(y0, y1, n)
+            u = (c - b * v) / a
+        else:
+            continue
+        pieces += _inside(np.column_stack([u, v]), x_range, y_range)
+    ks = np.linspace(0.0, np.pi, 4 * n)[1:-1]
+    wk = w(ks)
+    a, b, c = ex @ wk, ey @ wk, -(p0 @ wk)
+    det = a.real * b.imag - b.real * a.imag
+    ok = np.abs(det) > 1e-12
+    u = np.where(ok, (c.real * b.imag - b.real * c.imag) / np.where(ok, det, 1.0), np.nan)
+    v = np.where(ok, (a.real * c.imag - c.real * a.imag) / np.where(ok, det, 1.0), np.nan)
+    pieces += _inside(np.column_stack([u, v]), x_range, y_range)
+    return pieces
+
+
+def _inside(
+    curve: np.ndarray, x_range: tuple[float, float], y_range: tuple[float, float]
+) -> list[np.ndarray]:
+    """The runs of consecutive points of ``curve`` inside the box (at least 2 points each)."""
+    inside = (
+        np.isfinite(curve).all(axis=1)
+        & (curve[:, 0] >= x_range[0]) & (curve[:, 0] <= x_range[1])
+        & (curve[:, 1] >= y_range[0]) & (curve[:, 1] <= y_range[1])
+    )  # fmt: skip
+    out: list[np.ndarray] = []
+    start = None
+    for i, flag in enumerate([*inside, False]):
+        if flag and start is None:
+            start = i
+        elif not flag and start is not None:
+            if i - start >= 2:
+                out.append(curve[start:i])
+            start = None
+    return out
