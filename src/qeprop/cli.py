@@ -3,7 +3,8 @@
 ``qeprop gradient FILE [--estimator K] [--nudge B] [--shots M] [--seed S] [--json]``
 ``qeprop run EXPERIMENT --out DIR [--config FILE] [--set KEY=VALUE ...] [--no-progress]``
 ``qeprop run --resume DIR [--no-progress]``
-``qeprop plot DIR... [--out PLOTDIR]``
+``qeprop plot DIR... [--out PLOTDIR] [--cache DIR] [--no-background]``
+``qeprop map [RUN_DIR] [--set KEY=VALUE ...] [--cache DIR] [--plot FILE] [--no-progress]``
 
 Errors in the input are reported in one line naming their place, with exit status 2. An
 interrupted run (Ctrl-C, ``SIGTERM``) is checkpointed and exits with status 130.
@@ -63,7 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         "experiment",
         nargs="?",
-        help="phase-recognition or gradient-quality (or 'module:attribute' of your own)",
+        help="phase-recognition, gradient-quality, phase-exploration or sensitivity "
+        "(or 'module:attribute' of your own)",
     )
     r.add_argument("--out", metavar="DIR", help="new run directory (must not exist)")
     r.add_argument("--config", metavar="FILE", help="TOML file of configuration values")
@@ -89,6 +91,32 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PLOTDIR",
         help="where to write PNG files (default: DIR/plots for one run, ./plots for several)",
     )
+    pl.add_argument("--cache", metavar="DIR", help="map cache (default: $QEPROP_CACHE or "
+                    "~/.cache/qeprop)")  # fmt: skip
+    pl.add_argument(
+        "--no-background",
+        action="store_true",
+        help="draw trajectories without the phase-diagram map (never computes one)",
+    )
+
+    m = sub.add_parser(
+        "map",
+        help="map an expectation value (or its derivative) over a slice of couplings, cached",
+        description="Compute, or find in the cache, a phase-diagram map of the cluster-Ising "
+        "chain: <observable> (or its derivative) on a grid of two couplings with the third "
+        "fixed, plus the exact phase labels and critical lines. With RUN_DIR, the map that run's "
+        "plots use. Prints the cached file.",
+        epilog="examples: qeprop map runs/explore-1;  qeprop map --set derivative=g_x "
+        "--set resolution=81 --plot dxx.png",
+    )
+    m.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="a phase-exploration or "
+                   "sensitivity run directory")  # fmt: skip
+    m.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
+                   help="map setting (chain_length, boundary, fixed, x, y, x_range, y_range, "
+                   "resolution, observable, derivative, degeneracy_tol, tol)")  # fmt: skip
+    m.add_argument("--cache", metavar="DIR", help="cache directory")
+    m.add_argument("--plot", metavar="FILE", help="also draw the map into this PNG file")
+    m.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
@@ -221,15 +249,102 @@ def _run(args: argparse.Namespace, argv: Sequence[str] | None, out: TextIO) -> i
     return 0
 
 
+def _run_map_spec(run_dir: Path) -> tuple[str, object]:
+    """(experiment name, MapSpec) of the background a run's trajectories are drawn over."""
+    from .runs import _read_run_config
+
+    if not run_dir.is_dir():
+        raise QEPError("no such run directory", where=str(run_dir))
+    name, experiment, config = _read_run_config(run_dir)
+    background = getattr(experiment, "background", None)
+    if background is None:
+        raise QEPError(f"experiment {name!r} has no phase-diagram map", where=str(run_dir))
+    return name, background(config)
+
+
+def _map_progress(show: bool) -> tuple[object, object]:
+    """(callback, bar) of a tqdm bar over map rows, or (None, None)."""
+    if not show or not sys.stderr.isatty():
+        return None, None
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, desc="map", unit="row", file=sys.stderr, dynamic_ncols=True)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return update, bar
+
+
+def _get_map(spec: object, cache: str | None, progress: bool) -> tuple[dict, Path]:
+    import time
+
+    from .mapcache import cached_map, map_path
+
+    path = map_path(spec, cache)  # type: ignore[arg-type]
+    if not path.exists():
+        sys.stderr.write(f"qeprop: computing the map {spec.title()} (cached in {path})\n")  # type: ignore[attr-defined]
+    callback, bar = _map_progress(progress)
+    started = time.perf_counter()
+    try:
+        data, path, computed = cached_map(spec, cache, progress=callback)  # type: ignore[arg-type]
+    finally:
+        if bar is not None:
+            bar.close()  # type: ignore[attr-defined]
+    if computed:
+        sys.stderr.write(f"qeprop: map computed in {time.perf_counter() - started:.0f} s\n")
+    assert data is not None
+    return data, path
+
+
+def _map(args: argparse.Namespace, out: TextIO) -> int:
+    from .maps import MapSpec
+    from .runs import parse_overrides
+
+    overrides = parse_overrides(args.overrides)
+    if args.run_dir:
+        _, spec = _run_map_spec(Path(args.run_dir))
+        fields = spec.as_dict()  # type: ignore[attr-defined]
+    else:
+        fields = MapSpec().as_dict()
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise QEPError(f"unknown map setting; allowed: {sorted(fields)}", where=unknown[0])
+    fields |= overrides
+    try:
+        spec = MapSpec(**fields)
+    except (TypeError, ValueError) as e:
+        raise QEPError(f"bad map setting: {e}") from None
+    data, path = _get_map(spec, args.cache, not args.no_progress)
+    out.write(f"{path}\n")
+    if args.plot:
+        from .plotting import plot_map
+
+        out.write(f"{plot_map(data, args.plot)}\n")
+    return 0
+
+
 def _plot(args: argparse.Namespace, out: TextIO) -> int:
-    from .plotting import plot_runs
+    from .plotting import UNSUPERVISED, plot_runs
+    from .runs import CONFIG, load_config
 
     dirs = [Path(d) for d in args.dirs]
     if args.out is not None:
         plot_dir = Path(args.out)
     else:
         plot_dir = dirs[0] / "plots" if len(dirs) == 1 else Path("plots")
-    for path in plot_runs(dirs, plot_dir):
+    backgrounds: dict[str, dict] = {}
+    if not args.no_background:
+        for d in dirs:
+            if not (d / CONFIG).is_file():
+                continue
+            name = load_config(d / CONFIG).get("experiment")
+            if name in UNSUPERVISED and name not in backgrounds:
+                _, spec = _run_map_spec(d)
+                backgrounds[str(name)] = _get_map(spec, args.cache, True)[0]
+    for path in plot_runs(dirs, plot_dir, backgrounds):
         out.write(f"{path}\n")
     return 0
 
@@ -254,6 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _run(args, argv, sys.stdout)
             if args.command == "plot":
                 return _plot(args, sys.stdout)
+            if args.command == "map":
+                return _map(args, sys.stdout)
         except QEPError as e:
             sys.stderr.write(f"qeprop: error: {e}\n")
             return EXIT_USAGE

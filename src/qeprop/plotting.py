@@ -37,9 +37,13 @@ if TYPE_CHECKING:
 __all__ = [
     "plot_accuracy_curves",
     "plot_accuracy_histograms",
+    "plot_cuts",
+    "plot_loss_curves",
+    "plot_map",
     "plot_overlaps",
     "plot_phase_map",
     "plot_runs",
+    "plot_trajectories",
 ]
 
 DPI = 150
@@ -474,7 +478,11 @@ def _unique_names(dirs: Sequence[Path]) -> dict[Path, str]:
     return names
 
 
-def plot_runs(run_dirs: Sequence[str | Path], out_dir: str | Path) -> list[Path]:
+def plot_runs(
+    run_dirs: Sequence[str | Path],
+    out_dir: str | Path,
+    backgrounds: dict[str, dict[str, Any]] | None = None,
+) -> list[Path]:
     """Draw every figure that fits the given run directories into ``out_dir``; return the paths.
 
     Dispatches on ``experiment`` in each ``config.toml``:
@@ -482,7 +490,10 @@ def plot_runs(run_dirs: Sequence[str | Path], out_dir: str | Path) -> list[Path]
     * ``phase-recognition``: ``accuracy_curves.png`` (all runs together),
       ``accuracy_histograms.png`` (with at least 2 finished runs) and ``phase_map[_NAME].png``
       per finished run;
-    * ``gradient-quality``: ``overlaps[_NAME].png`` per finished run.
+    * ``gradient-quality``: ``overlaps[_NAME].png`` per finished run;
+    * ``phase-exploration`` / ``sensitivity``: ``<experiment>_trajectories.png`` over the map
+      ``backgrounds[experiment]`` (if given), ``<experiment>_loss.png`` (all runs together) and,
+      for finished sensitivity runs, ``sensitivity_cuts[_NAME].png``.
 
     (``_NAME``, the run directory's name, is added when there are several runs.) Runs that have
     not finished yet (no ``summary.json``) appear in the accuracy curves only; a
@@ -498,9 +509,10 @@ def plot_runs(run_dirs: Sequence[str | Path], out_dir: str | Path) -> list[Path]
     by_experiment: dict[str, list[Path]] = {}
     for d in dirs:
         name = _config(d).get("experiment")
-        if name not in ("phase-recognition", "gradient-quality"):
+        if name not in ("phase-recognition", "gradient-quality", *UNSUPERVISED):
             raise QEPError(
-                f"cannot plot experiment {name!r} (phase-recognition or gradient-quality)",
+                f"cannot plot experiment {name!r} (phase-recognition, gradient-quality, "
+                f"{', '.join(UNSUPERVISED)})",
                 where=str(d / CONFIG),
             )
         by_experiment.setdefault(str(name), []).append(d)
@@ -528,7 +540,15 @@ def plot_runs(run_dirs: Sequence[str | Path], out_dir: str | Path) -> list[Path]
     gq = finished(by_experiment.get("gradient-quality", []), "nothing to draw")
     for d in gq:
         _results(d, _OVERLAP_KEYS)
-    if not members and not gq:
+    unsup = {e: by_experiment.get(e, []) for e in UNSUPERVISED if by_experiment.get(e)}
+    for e, runs in unsup.items():
+        for d in runs:
+            _trajectory(d, e)
+            _metric_series(d, ["loss"])
+    cuts = finished(by_experiment.get("sensitivity", []), "its cuts are not drawn")
+    for d in cuts:
+        _results(d, ["cut_steps", "cut_g_x", "cut_values", "trajectory"])
+    if not members and not gq and not unsup:
         raise QEPError("nothing to plot yet (no run has finished)", where=str(dirs[0]))
 
     if members:
@@ -541,4 +561,160 @@ def plot_runs(run_dirs: Sequence[str | Path], out_dir: str | Path) -> list[Path]
     for d in gq:
         file = f"overlaps_{names[d]}.png" if several else "overlaps.png"
         written.append(plot_overlaps(d, out / file))
+    for e, runs in unsup.items():
+        bg = (backgrounds or {}).get(e)
+        written.append(plot_trajectories(runs, out / f"{e}_trajectories.png", bg))
+        written.append(plot_loss_curves(runs, out / f"{e}_loss.png"))
+    for d in cuts:
+        file = f"sensitivity_cuts_{names[d]}.png" if several else "sensitivity_cuts.png"
+        written.append(plot_cuts(d, out / file))
     return written
+
+
+# ------------------------------------------------------------------------------------ Fig. 3
+#: global parameters of the unsupervised tasks and the (g_x, g_zz) paths they trace
+TRAJECTORY_PATHS = {
+    "phase-exploration": (("g_x", "g_zz"),),
+    "sensitivity": (("g_x1", "g_zz"), ("g_x2", "g_zz")),
+}
+UNSUPERVISED = tuple(TRAJECTORY_PATHS)
+
+
+def _trajectory(run_dir: Path, experiment: str) -> list[np.ndarray]:
+    """The ``(g_x, g_zz)`` paths of a run, one ``(n, 2)`` array per point, from metrics.jsonl."""
+    paths = TRAJECTORY_PATHS[experiment]
+    keys = sorted({k for pair in paths for k in pair})
+    series = _metric_series(run_dir, keys)
+    return [np.column_stack([series[x], series[y]]) for x, y in paths]
+
+
+def _draw_background(ax: Axes, background: dict[str, Any]) -> Any:
+    """The map as a colour mesh (diverging, centred on 0) with the exact critical lines."""
+    values = np.asarray(background["values"])
+    vmax = float(np.nanmax(np.abs(values))) or 1.0
+    mesh = ax.pcolormesh(background["x"], background["y"], values, cmap="RdBu_r",
+                         vmin=-vmax, vmax=vmax, shading="auto", rasterized=True)  # fmt: skip
+    first = True
+    for key in sorted(k for k in background if str(k).startswith("boundary_")):
+        line = np.asarray(background[key])
+        ax.plot(line[:, 0], line[:, 1], color="k", lw=1.2,
+                label="exact phase boundary (L → ∞)" if first else None)  # fmt: skip
+        first = False
+    spec = background["spec"]
+    ax.set_xlim(*spec["x_range"])
+    ax.set_ylim(*spec["y_range"])
+    return mesh
+
+
+def _map_title(spec: dict[str, Any]) -> str:
+    what = f"⟨{spec['observable']}⟩"
+    if spec.get("derivative"):
+        what = f"∂{what}/∂{spec['derivative']}"
+    return what
+
+
+def plot_map(background: dict[str, Any], path: str | Path) -> Path:
+    """A phase-diagram map alone: values, exact critical lines and phase labels."""
+    spec = background["spec"]
+    with _style():
+        fig = _figure(figsize=(6.0, 4.8))
+        ax = fig.add_subplot()
+        mesh = _draw_background(ax, background)
+        fig.colorbar(mesh, ax=ax, label=_map_title(spec))
+        ax.contour(background["x"], background["y"], np.asarray(background["phases"]),
+                   levels=[-0.5, 0.5, 1.5], colors="0.4", linewidths=0.6,
+                   linestyles=":")  # fmt: skip
+        ax.set_xlabel(spec["x"])
+        ax.set_ylabel(spec["y"])
+        fixed = ", ".join(f"{k} = {v}" for k, v in spec["fixed"].items())
+        ax.set_title(f"{_map_title(spec)}: {spec['chain_length']}-site {spec['boundary']} chain, "
+                     f"{fixed}")  # fmt: skip
+        ax.legend(loc="upper right", framealpha=0.85)
+        return _save(fig, path)
+
+
+def plot_trajectories(
+    run_dirs: Sequence[str | Path], path: str | Path, background: dict[str, Any] | None = None
+) -> Path:
+    """Trajectories in the ``(g_x, g_zz)`` plane over a phase-diagram map (Fig. 3b, 3e).
+
+    Every run draws one path per equilibrium point (two for the sensitivity task), starting
+    at ``×`` and ending at ``●``; ``background`` is a map from :mod:`qeprop.mapcache`
+    (``⟨X0 X4⟩`` or its derivative, with the exact critical lines), or ``None``.
+    """
+    dirs = [Path(d) for d in run_dirs]
+    experiment = str(_config(dirs[0]).get("experiment"))
+    with _style():
+        fig = _figure(figsize=(6.4, 5.0))
+        ax = fig.add_subplot()
+        if background is not None:
+            mesh = _draw_background(ax, background)
+            fig.colorbar(mesh, ax=ax, label=_map_title(background["spec"]))
+            cfg = background["spec"]
+            ax.set_title(
+                f"{experiment}: {cfg['chain_length']}-site {cfg['boundary']} chain, "
+                f"{next(iter(cfg['fixed']))} = {next(iter(cfg['fixed'].values()))}"
+            )
+        else:
+            ax.set_title(experiment)
+        colours = _colours(len(dirs))
+        markers = ("-", "--")
+        for d, colour in zip(dirs, colours, strict=True):
+            for k, xy in enumerate(_trajectory(d, experiment)):
+                name = TRAJECTORY_PATHS[experiment][k][0]
+                ax.plot(xy[:, 0], xy[:, 1], markers[k % 2], color=colour, lw=1.6, marker=".",
+                        ms=3, label=f"{_label(d)}: {name}")  # fmt: skip
+                ax.plot(*xy[0], "x", color=colour, ms=10, mew=2.5)
+                ax.plot(*xy[-1], "o", color=colour, ms=7, mec="k")
+        ax.set_xlabel("g_X")
+        ax.set_ylabel("g_ZZ")
+        ax.legend(loc="upper right", framealpha=0.85)
+        return _save(fig, path)
+
+
+def plot_loss_curves(run_dirs: Sequence[str | Path], path: str | Path) -> Path:
+    """Loss against step (Fig. 3c, 3f), one line per run."""
+    dirs = [Path(d) for d in run_dirs]
+    experiment = str(_config(dirs[0]).get("experiment"))
+    with _style():
+        fig = _figure(figsize=(6.0, 4.0))
+        ax = fig.add_subplot()
+        for d, colour in zip(dirs, _colours(len(dirs)), strict=True):
+            s = _metric_series(d, ["loss"])
+            ax.plot(s["step"], s["loss"], color=colour, lw=1.6, label=_label(d))
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss L (exact, at the current couplings)")
+        what = "L = -⟨X0 X4⟩" if experiment == "phase-exploration" else "L = -|Δ⟨X0 X4⟩ / Δg_X|"
+        ax.set_title(f"{experiment}: {what}")
+        ax.legend()
+        return _save(fig, path)
+
+
+def plot_cuts(run_dir: str | Path, path: str | Path) -> Path:
+    """Cuts ``⟨X0 X4⟩(g_X)`` at the shared ``g_ZZ`` of several steps (Fig. 3g), with the two
+    points of each step marked and the exact critical ``g_X`` of the cut dashed."""
+    from .models import cluster_ising
+
+    d = Path(run_dir)
+    res = _results(d, ["cut_steps", "cut_g_x", "cut_values", "trajectory"])
+    cfg = _config(d)
+    traj = res["trajectory"]
+    gx = res["cut_g_x"]
+    with _style():
+        fig = _figure(figsize=(6.4, 4.4))
+        ax = fig.add_subplot()
+        colours = _colours(len(res["cut_steps"]))
+        for s, values, colour in zip(res["cut_steps"], res["cut_values"], colours, strict=True):
+            g1, g2, zz = traj[int(s)]
+            ax.plot(gx, values, color=colour, lw=1.5, label=f"step {int(s)}: g_ZZ = {zz:.2f}")
+            for g in (g1, g2):
+                ax.plot(g, np.interp(g, gx, values), "o", color=colour, mec="k", ms=6)
+            pts = np.column_stack([np.full_like(gx, cfg["g_zxz"]), np.full_like(gx, zz), gx])
+            idx = cluster_ising.phase_indices(pts, tol=1e-12)
+            for j in np.flatnonzero(np.diff(idx) != 0):
+                ax.axvline(0.5 * (gx[j] + gx[j + 1]), color=colour, ls=":", lw=1.0)
+        ax.set_xlabel("g_X")
+        ax.set_ylabel(f"⟨{cfg['observable']}⟩")
+        ax.set_title(f"{_label(d)}: cuts along g_X (dotted: exact boundaries, L → ∞)")
+        ax.legend(fontsize=8)
+        return _save(fig, path)

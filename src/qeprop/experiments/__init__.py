@@ -73,6 +73,8 @@ class Experiment(Protocol):
 EXPERIMENTS: dict[str, str] = {
     "phase-recognition": "qeprop.experiments.phase_recognition:EXPERIMENT",
     "gradient-quality": "qeprop.experiments.gradient_quality:EXPERIMENT",
+    "phase-exploration": "qeprop.experiments.unsupervised:PHASE_EXPLORATION",
+    "sensitivity": "qeprop.experiments.unsupervised:SENSITIVITY",
 }
 
 
