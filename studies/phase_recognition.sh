@@ -16,7 +16,9 @@ mkdir -p "$out"
   for seed in 0 1 2 3 4; do
     echo "xz-s$seed --set seed=$seed --set steps=2000 --set couplings=xz"
     echo "zz-s$seed --set seed=$seed --set steps=2000 --set couplings=zz"
-    echo "patches-s$seed --set seed=$seed --set steps=2000 --set training_region=patches"
+    # restricted training as in the authors' production runs (ProductionRunsNew/patches,
+    # coupling_bound 0.1, soft_coupling_cutoff_slope 0.02): soft bound on the system-sensor couplings
+    echo "patches-s$seed --set seed=$seed --set steps=2000 --set training_region=patches --set soft_bound=true"
   done
 } | NUMBA_NUM_THREADS=1 xargs -P "$jobs" -L 1 bash -c '
   name=$0
