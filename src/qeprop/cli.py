@@ -20,10 +20,13 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from . import __version__
 from .errors import ProblemTooLargeError, QEPError, QEPWarning, SolverError
+
+if TYPE_CHECKING:
+    from .maps import MapSpec
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -249,8 +252,8 @@ def _run(args: argparse.Namespace, argv: Sequence[str] | None, out: TextIO) -> i
     return 0
 
 
-def _run_map_spec(run_dir: Path) -> tuple[str, object]:
-    """(experiment name, MapSpec) of the background a run's trajectories are drawn over."""
+def _run_map_spec(run_dir: Path) -> MapSpec:
+    """The map a run's trajectories are drawn over (its experiment's ``background``)."""
     from .runs import _read_run_config
 
     if not run_dir.is_dir():
@@ -259,7 +262,8 @@ def _run_map_spec(run_dir: Path) -> tuple[str, object]:
     background = getattr(experiment, "background", None)
     if background is None:
         raise QEPError(f"experiment {name!r} has no phase-diagram map", where=str(run_dir))
-    return name, background(config)
+    spec: MapSpec = background(config)
+    return spec
 
 
 def _map_progress(show: bool) -> tuple[object, object]:
@@ -278,14 +282,14 @@ def _map_progress(show: bool) -> tuple[object, object]:
     return update, bar
 
 
-def _get_map(spec: object, cache: str | None, progress: bool) -> tuple[dict, Path]:
+def _get_map(spec: MapSpec, cache: str | None, progress: bool) -> tuple[dict, Path]:
     import time
 
     from .mapcache import cached_map, map_path
 
-    path = map_path(spec, cache)  # type: ignore[arg-type]
+    path = map_path(spec, cache)
     if not path.exists():
-        sys.stderr.write(f"qeprop: computing the map {spec.title()} (cached in {path})\n")  # type: ignore[attr-defined]
+        sys.stderr.write(f"qeprop: computing the map {spec.title()} (cached in {path})\n")
     callback, bar = _map_progress(progress)
     started = time.perf_counter()
     try:
@@ -305,8 +309,7 @@ def _map(args: argparse.Namespace, out: TextIO) -> int:
 
     overrides = parse_overrides(args.overrides)
     if args.run_dir:
-        _, spec = _run_map_spec(Path(args.run_dir))
-        fields = spec.as_dict()  # type: ignore[attr-defined]
+        fields = _run_map_spec(Path(args.run_dir)).as_dict()
     else:
         fields = MapSpec().as_dict()
     unknown = sorted(set(overrides) - set(fields))
@@ -342,8 +345,7 @@ def _plot(args: argparse.Namespace, out: TextIO) -> int:
                 continue
             name = load_config(d / CONFIG).get("experiment")
             if name in UNSUPERVISED and name not in backgrounds:
-                _, spec = _run_map_spec(d)
-                backgrounds[str(name)] = _get_map(spec, args.cache, True)[0]
+                backgrounds[str(name)] = _get_map(_run_map_spec(d), args.cache, True)[0]
     for path in plot_runs(dirs, plot_dir, backgrounds):
         out.write(f"{path}\n")
     return 0

@@ -406,6 +406,30 @@ def _nudged_difference(
     return _difference(a[signs[0]], a[signs[1]], (signs[0] - signs[1]) * beta)
 
 
+def _point_derivative(
+    run: _Run, estimator: str, free: Equilibrium, a0: Estimate | None, eps: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``Σ_l ε_l ∂y_l/∂θ_j`` at the prepared equilibrium ``free`` and its standard error.
+
+    ``estimator`` is ``"linear_response"`` (exact, zero error) or a nudging variant of
+    :data:`_SIGNS` (see :func:`_nudged_difference`).
+    """
+    if estimator == "linear_response":
+        grad = response(
+            run.h, run.values, free, run.train_coef, run.nudge_operator(eps), run.opts.state
+        )
+        return grad, np.zeros(len(grad))
+    return _nudged_difference(run, estimator, free, a0, eps)
+
+
+def _check_no_shots(opts: GradientOptions) -> None:
+    if opts.shots is not None:
+        raise ProblemError(
+            "linear_response is the exact β -> 0 gradient and cannot use shots; "
+            "use positive, negative or centered for a shot-noise estimate"
+        )
+
+
 def _nudged(run: _Run, variant: str, name: str) -> GradientRecord:
     beta = run.opts.nudge
     free = run.solve(run.values)
@@ -543,20 +567,13 @@ def response(
 
 
 def _linear_response(run: _Run) -> GradientRecord:
-    if run.opts.shots is not None:
-        raise ProblemError(
-            "linear_response is the exact β -> 0 gradient and cannot use shots; "
-            "use positive, negative or centered for a shot-noise estimate"
-        )
+    _check_no_shots(run.opts)
     free = run.solve(run.values)
     ri, rc = run.readout_ops()
     y = run.measure(free, ri, rc, False, new_prep=True)
     loss, eps = run.evaluate(y)
-    grad = response(
-        run.h, run.values, free, run.train_coef, run.nudge_operator(eps), run.opts.state
-    )
-    p = len(grad)
-    return run.record("linear_response", grad, np.zeros(p), y, loss, eps, free, None)
+    grad, se = _point_derivative(run, "linear_response", free, None, eps)
+    return run.record("linear_response", grad, se, y, loss, eps, free, None)
 
 
 def _finite_difference(run: _Run) -> GradientRecord:

@@ -38,13 +38,7 @@ from typing import Protocol
 import numpy as np
 
 from .errors import ProblemError
-from .gradients import (
-    _SIGNS,
-    GradientOptions,
-    _nudged_difference,
-    _Run,
-    response,
-)
+from .gradients import _SIGNS, GradientOptions, _check_no_shots, _point_derivative, _Run
 from .measurement import Estimate, expectations
 from .solvers import StateSpec, solve
 from .states import Equilibrium
@@ -482,11 +476,8 @@ def _check_options(estimator: str, opts: GradientOptions, nudge_scale: str) -> N
         )
     if nudge_scale not in _SCALES:
         raise ProblemError(f"nudge_scale must be one of {list(_SCALES)}, got {nudge_scale!r}")
-    if estimator == "linear_response" and opts.shots is not None:
-        raise ProblemError(
-            "linear_response is the exact β -> 0 gradient and cannot use shots; "
-            "use positive, negative or centered for a shot-noise estimate"
-        )
+    if estimator == "linear_response":
+        _check_no_shots(opts)
 
 
 def estimate_objective_gradient(
@@ -566,20 +557,7 @@ def estimate_objective_gradient(
                 continue
             scale = float(np.linalg.norm(eps)) if nudge_scale == "unit" else 1.0
             signal = eps / scale
-            if estimator == "linear_response":
-                g_loc = response(
-                    run.h,
-                    run.values,
-                    free_states[name],
-                    run.train_coef,
-                    run.nudge_operator(signal),
-                    opts.state,
-                )
-                se_loc = np.zeros(p)
-            else:
-                g_loc, se_loc = _nudged_difference(
-                    run, estimator, free_states[name], a0[name], signal
-                )
+            g_loc, se_loc = _point_derivative(run, estimator, free_states[name], a0[name], signal)
             jac = objective.jacobian(name)
             contributions[name] = scale * (jac.T @ g_loc)
             grad = grad + contributions[name]

@@ -62,6 +62,9 @@ from . import TrainState
 
 __all__ = ["PHASE_EXPLORATION", "SENSITIVITY", "CouplingDescent"]
 
+#: (loss, outputs by point, free equilibria by point) of :func:`evaluate_objective`
+_Evaluation = tuple[float, dict[str, np.ndarray], dict[str, Equilibrium]]
+
 _COMMON: dict[str, Any] = {
     "start": 1,
     "initial": [],
@@ -121,7 +124,8 @@ class CouplingDescent:
         self.params = params
         self.starts = starts
         self._defaults = {**_COMMON, **defaults}
-        self._free: dict[tuple[Any, ...], dict[str, Equilibrium]] = {}
+        # the last exact evaluation (loss, outputs, free equilibria), keyed by config and θ
+        self._last: dict[tuple[Any, ...], _Evaluation] = {}
 
     # ------------------------------------------------------------------ configuration
     def defaults(self) -> dict[str, Any]:
@@ -280,16 +284,18 @@ class CouplingDescent:
                 meta[f"opt_{k}"] = v
         return TrainState(step=0, arrays=arrays, meta=meta)
 
-    def _free_states(
-        self, config: dict[str, Any], theta: np.ndarray
-    ) -> tuple[float, dict[str, np.ndarray], dict[str, Equilibrium]]:
-        """Exact loss, outputs and free equilibria at ``θ`` (kept for the next step's reuse)."""
+    def _evaluation(self, config: dict[str, Any], theta: np.ndarray) -> _Evaluation:
+        """Exact loss, outputs and free equilibria at ``θ``.
+
+        The last one is kept, so that the step (or ``finish``) after an evaluation at the same
+        ``θ`` reuses its equilibria instead of solving them again.
+        """
         key = (self._config_key(config), theta.tobytes())
-        loss, outputs, states = evaluate_objective(
-            self.objective(config), theta, self.state_spec(config)
-        )
-        self._free = {key: states}
-        return loss, outputs, states
+        if key not in self._last:
+            self._last = {
+                key: evaluate_objective(self.objective(config), theta, self.state_spec(config))
+            }
+        return self._last[key]
 
     def _config_key(self, config: dict[str, Any]) -> tuple[Any, ...]:
         return tuple(
@@ -307,7 +313,8 @@ class CouplingDescent:
         rng.bit_generator.state = state.meta["rng"]
         theta = state.arrays["theta"]
         obj = self.objective(config)
-        free = self._free.get((self._config_key(config), theta.tobytes()))
+        last = self._last.get((self._config_key(config), theta.tobytes()))
+        free = last[2] if last is not None else None
         rec = estimate_objective_gradient(
             obj,
             theta,
@@ -350,7 +357,7 @@ class CouplingDescent:
         what the last step measured (its QEP gradient, the exact one and their cosine)."""
         theta = state.arrays["theta"]
         with blas_threads(1, 0):
-            loss, outputs, states = self._free_states(config, theta)
+            loss, outputs, states = self._evaluation(config, theta)
         rec: dict[str, Any] = {"loss": loss}
         rec |= {p: float(v) for p, v in zip(self.params, theta, strict=True)}
         for name, y in outputs.items():
@@ -368,7 +375,7 @@ class CouplingDescent:
     ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         theta = state.arrays["theta"]
         with blas_threads(1, 0):
-            loss, outputs, _ = self._free_states(config, theta)
+            loss, outputs, _ = self._evaluation(config, theta)
         summary: dict[str, Any] = {
             "loss": loss,
             **{p: float(v) for p, v in zip(self.params, theta, strict=True)},
