@@ -10,7 +10,7 @@ from qeprop import MeanSquaredError, ProblemError, QEPSystem, StateSpec, estimat
 from qeprop.experiments import TrainState, get_experiment
 from qeprop.gradients import GradientOptions, batch_nudged_gradients
 from qeprop.models.sensor import sensor_layout
-from qeprop.optim import adam, normalised_sgd, sgd
+from qeprop.optim import adam, inverse_time_decay, normalised_sgd, sgd
 from qeprop.pauli import PauliSum
 from qeprop.solvers.batch import solve_ground_batch
 
@@ -103,6 +103,29 @@ def test_optimisers() -> None:
     np.testing.assert_allclose(np.abs(x1), 0.01, rtol=1e-6)
     x2, _ = normalised_sgd(0.5).update(np.zeros(3), grad(np.zeros(3)), {})
     assert np.linalg.norm(x2) == pytest.approx(0.5)
+
+
+def test_inverse_time_decay_shrinks_normalised_steps_and_resumes() -> None:
+    """Step t has length η/(1 + decay·t); the counter lives in the (checkpointed) state."""
+    opt = inverse_time_decay(normalised_sgd, 0.1, 0.5)
+    x, state = np.zeros(2), opt.init(np.zeros(2))
+    lengths = []
+    for _ in range(3):
+        new, state = opt.update(x, np.array([3.0, 4.0]), state)
+        lengths.append(float(np.linalg.norm(new - x)))
+        x = new
+    np.testing.assert_allclose(lengths, [0.1, 0.1 / 1.5, 0.1 / 2.0])
+    assert state["schedule_t"] == 3
+    # a fresh optimiser continued from the saved state takes the fourth step
+    again, _ = inverse_time_decay(normalised_sgd, 0.1, 0.5).update(x, np.ones(2), dict(state))
+    assert np.linalg.norm(again - x) == pytest.approx(0.1 / 2.5)
+    # Adam's moments pass through the wrapper; decay 0 is the constant rate
+    a = inverse_time_decay(adam, 0.01, 0.0)
+    y, st = a.update(np.zeros(3), np.ones(3), a.init(np.zeros(3)))
+    np.testing.assert_allclose(y, -0.01, rtol=1e-6)
+    assert st["t"] == 1 and a.name == "adam"
+    with pytest.raises(ValueError, match="decay"):
+        inverse_time_decay(sgd, 0.1, -1.0)
 
 
 def test_phase_recognition_config_is_validated() -> None:
