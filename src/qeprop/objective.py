@@ -24,9 +24,21 @@ Examples: maximising one expectation value, ``L = -y`` (error signal ``-1``,
 :func:`expectation_loss`), and the sensitivity loss of Wanjura & Marquardt eq. 7, the slope of
 one output between two points that differ in one parameter (:class:`SlopeLoss`).
 
-``nudge_scale="unit"`` nudges every point with strength ``β`` whatever the size of its error
-signal, ``ν^{(k)} = β ε^{(k)}/‖ε^{(k)}‖``, and multiplies the difference back by ``‖ε^{(k)}‖``
-(Wanjura & Marquardt eq. 11); the ``β → 0`` limit is the same.
+``nudge_scale`` sets the nudge of each point (all three have the same ``β → 0`` limit):
+
+``"error"``
+    ``ν^{(k)} = β ε^{(k)}``.
+``"unit"``
+    strength ``β`` whatever the size of the error signal, ``ν^{(k)} = β ε^{(k)}/‖ε^{(k)}‖``,
+    the difference multiplied back by ``‖ε^{(k)}‖``.
+``"shared"``
+    as ``"unit"``, but every point is nudged the same way: ``ν^{(k)} = σ_k β ε^{(k)}/‖ε^{(k)}‖``
+    with ``σ_k = sgn(ε^{(k)} · ε^{(1)})`` against the first point with an error signal (the
+    difference multiplied back by ``σ_k ‖ε^{(k)}‖``). For one output per point this is
+    Wanjura & Marquardt eq. 11, ``ν = β sgn(y^{(1)} - y^{(2)})`` at both points of the slope
+    loss. One-sided nudging is biased by ``(β/2) ∂²⟨A⟩/∂ν²``; with a shared nudge that bias is
+    nearly equal at nearby points and cancels where the loss differences them (the shared
+    coupling's ``(∂y^{(1)} - ∂y^{(2)})/|Δ|`` of eq. 10), while opposite nudges add it up.
 """
 
 from __future__ import annotations
@@ -62,7 +74,7 @@ LossValue = tuple[float, dict[str, np.ndarray], dict[str, float]]
 
 _POINT_ESTIMATORS = ("positive", "negative", "centered", "linear_response")
 ESTIMATORS = (*_POINT_ESTIMATORS, "finite_difference")
-_SCALES = ("error", "unit")
+_SCALES = ("error", "unit", "shared")
 
 
 class ObjectiveLoss(Protocol):
@@ -495,7 +507,8 @@ def estimate_objective_gradient(
 
     Every point's free equilibrium is prepared and its outputs measured first (the error
     signals ``ε^(k) = ∂L/∂y^(k)`` need all of them); then each point is nudged with its own
-    ``ν^(k) = β ε^(k)`` (see the module docstring for the chain rule and ``nudge_scale``).
+    ``ν^(k) = β ε^(k)`` (see the module docstring for the chain rule and ``nudge_scale``:
+    ``"error"``, ``"unit"`` or ``"shared"``).
 
     Parameters
     ----------
@@ -548,6 +561,7 @@ def estimate_objective_gradient(
         contributions = {k: np.full(n, np.nan) for k in runs}
     else:
         grad = explicit.copy()
+        reference: np.ndarray | None = None
         for name, run in runs.items():
             eps = d_out.get(name, np.zeros(len(y[name].mean)))
             eps_all[name] = eps
@@ -555,7 +569,18 @@ def estimate_objective_gradient(
             if not np.any(eps) or p == 0:
                 contributions[name] = np.zeros(n)
                 continue
-            scale = float(np.linalg.norm(eps)) if nudge_scale == "unit" else 1.0
+            scale = float(np.linalg.norm(eps)) if nudge_scale != "error" else 1.0
+            if nudge_scale == "shared":
+                # σ_k: nudge the way the first point with an error signal is nudged
+                if reference is None:
+                    reference = eps
+                elif len(eps) != len(reference):
+                    raise ProblemError(
+                        f"nudge_scale='shared' needs the same outputs at every point; "
+                        f"{name!r} has {len(eps)}, the first has {len(reference)}"
+                    )
+                elif float(eps @ reference) < 0:
+                    scale = -scale
             signal = eps / scale
             g_loc, se_loc = _point_derivative(run, estimator, free_states[name], a0[name], signal)
             jac = objective.jacobian(name)
