@@ -13,5 +13,14 @@ for task in phase-exploration sensitivity; do
     "$qeprop" run "$task" --out "$d" --set start=$start --no-progress
   done
 done
+# the paper's own sensitivity recipe (one-sided nudge, constant rate, no minimum separation),
+# for the comparison in docs/unsupervised.md
+for start in 1 2; do
+  d="$runs/sensitivity-paper-start$start"
+  if [ -e "$d/summary.json" ]; then continue; fi
+  if [ -e "$d" ]; then "$qeprop" run --resume "$d" --no-progress; continue; fi
+  "$qeprop" run sensitivity --out "$d" --set start=$start --set estimator=positive \
+    --set lr_decay=0 --set min_separation=0 --set "label=paper recipe, start $start" --no-progress
+done
 "$qeprop" plot "$runs"/phase-exploration-start* --out "$plots"
 "$qeprop" plot "$runs"/sensitivity-start* --out "$plots"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ def exploration() -> dict[int, tuple[list[dict[str, Any]], dict[str, Any]]]:
 
 @pytest.fixture(scope="module")
 def sensitivity() -> dict[int, tuple[list[dict[str, Any]], dict[str, Any]]]:
-    return {s: _drive(SENSITIVITY, start=s, steps=60, cut_points=11) for s in (1, 2)}
+    return {s: _drive(SENSITIVITY, start=s, cut_points=11) for s in (1, 2)}
 
 
 @pytest.mark.parametrize("start", [1, 2])
@@ -59,29 +58,51 @@ def test_exploration_goes_to_gzz_zero_and_into_the_paramagnet(exploration, start
 def test_sensitivity_ends_at_the_phase_boundary(sensitivity, start: int) -> None:
     records, final = sensitivity[start]
     losses = np.array([r["loss"] for r in records])
-    apart = np.array([abs(r["g_x1"] - r["g_x2"]) >= 0.1 for r in records])
-    approach = losses[: int(np.argmin(apart)) + 1] if not apart.all() else losses
-    # approach (points >= 0.1 apart): decreasing up to 0.05 (normalised steps of 0.1 overshoot
-    # a little); then the points straddle the boundary within ~0.02 of each other and the
-    # secant jitters (edge-state level crossings of the open chain), but stays far below start
-    assert len(approach) >= 8 and np.all(np.diff(approach) < 0.05)
-    assert losses[0] - np.median(losses[-20:]) > 1.0
-    # both points within 0.1 (Euclidean, in the (g_x, g_zz) plane) of an exact L -> inf
-    # critical line; the finite-size shift of the 10-site maximum slope is in docs/unsupervised.md
-    assert max(final["boundary_distance"]) < 0.1
+    # monotone up to the decaying zigzag of normalised steps across the cusp of the loss at
+    # g_zz = 0 (run 2; measured rises <= 0.051, shrinking as the rate 0.1/(1 + 0.05 t))
+    assert np.all(np.diff(losses) < 0.06)
+    assert losses[0] - losses[-1] > 1.9  # measured 1.97 (run 1), 2.02 (run 2)
+    # the pair straddles the 10-site chain's own slope maximum (ED): each point within half the
+    # minimum separation 0.1 of it, plus one grid step of the exact-response scan
+    assert abs(final["g_x1"] - final["g_x2"]) == pytest.approx(0.1)
+    assert max(final["peak_distance"]) <= 0.05 + 0.01 + 1e-9
+    # distance (Euclidean, (g_x, g_zz) plane) to the exact L -> inf critical lines
+    if start == 1:
+        assert max(final["boundary_distance"]) < 0.1  # measured 0.010, 0.025
+    else:
+        # run 2 ends on g_zz = 0, like the authors' own run 2: two decoupled 5-site Ising
+        # chains, whose slope peaks at g_x = 0.32 against 0.5 for L -> inf. That finite-size
+        # shift alone is 0.127 (Euclidean); the points are within it plus half their separation
+        assert abs(final["g_zz"]) < 0.01
+        assert 0.1 < final["finite_size_shift"] < 0.14
+        assert max(final["boundary_distance"]) < final["finite_size_shift"] + 0.05
 
 
-def test_sensitivity_qep_gradient_agrees_while_the_points_are_apart(sensitivity) -> None:
-    """Cosine with linear response >= 0.99 wherever |g_x1 - g_x2| >= 0.4. Closer together the
-    two ~1/|Δ| terms of eq. 8-9 cancel and the O(β) bias of one-sided nudging at β = 0.1
-    dominates: measured 0.95-0.99 down to |Δ| ~ 0.1, lower when the points meet (docs)."""
+def test_sensitivity_qep_gradient_agrees_along_the_trajectories(sensitivity) -> None:
+    """Cosine of every QEP gradient used (centred nudging ±0.1, no shots) with exact linear
+    response >= 0.99, at every step of both runs (measured minima 0.9996 and 0.9988)."""
     for records, _ in sensitivity.values():
-        apart = [
-            r["gradient_cosine"]
-            for prev, r in itertools.pairwise(records)
-            if abs(prev["g_x1"] - prev["g_x2"]) >= 0.4
-        ]
-        assert len(apart) >= 8 and min(apart) >= 0.99
+        cos = [r["gradient_cosine"] for r in records if "gradient_cosine" in r]
+        assert len(cos) == 80 and min(cos) >= 0.99
+
+
+def test_separation_is_kept_and_steps_follow_the_constraint() -> None:
+    cfg = SENSITIVITY.resolve({})
+    old = np.array([-0.40, -0.52, -0.9])
+    # a step that would carry g_x1 past g_x2 leaves them 0.1 apart, in their order
+    new = SENSITIVITY.constrain(cfg, old, np.array([-0.50, -0.45, -0.9]))
+    np.testing.assert_allclose(new, [-0.425, -0.525, -0.9])
+    far = np.array([0.3, -0.3, 0.1])
+    assert SENSITIVITY.constrain(cfg, old, far) is far
+    # at the floor, the closing part of the gradient is dropped, the rest kept
+    at = np.array([-0.4, -0.5, -0.9])
+    np.testing.assert_allclose(SENSITIVITY.tangent(cfg, at, np.array([3.0, -1.0, 2.0])),
+                               [1.0, 1.0, 2.0])  # fmt: skip
+    opening = np.array([-1.0, 3.0, 2.0])
+    assert SENSITIVITY.tangent(cfg, at, opening) is opening
+    paper = SENSITIVITY.resolve({"min_separation": 0})
+    crossing = np.array([-0.5, -0.45, -0.9])
+    assert SENSITIVITY.constrain(paper, old, crossing) is crossing  # the paper's: unconstrained
 
 
 def test_sensitivity_cuts(sensitivity) -> None:
@@ -103,6 +124,9 @@ def test_sensitivity_cuts(sensitivity) -> None:
         ("map_x", [1.0, -1.0], "lo < hi"),
         ("estimator", "cost_observable", "must be one of"),
         ("nudge", float("nan"), "finite"),
+        ("lr_decay", -0.1, ">= 0"),
+        ("min_separation", float("inf"), ">= 0"),
+        ("initial", [0.1, 0.15, 0.0], "min_separation"),
         ("bogus", 1, "unknown key"),
     ],
 )
