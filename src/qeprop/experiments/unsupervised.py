@@ -477,18 +477,31 @@ class CouplingDescent:
         lo = min(config["map_x"][0], float(history[:, :2].min()) - 0.2)
         hi = max(config["map_x"][1], float(history[:, :2].max()) + 0.2)
         gx = np.linspace(lo, hi, config["cut_points"])
+        values = np.array([self.cut(config, history[s, 2], gx) for s in steps])
+        return {"cut_steps": steps, "cut_g_x": gx, "cut_values": values}
+
+    def cut(
+        self, config: dict[str, Any], g_zz: float, g_x: np.ndarray, derivative: bool = False
+    ) -> np.ndarray:
+        """``y = ⟨O⟩`` of the configured chain at ``g_zz`` for every ``g_x`` (shape of ``g_x``),
+        or ``∂y/∂g_x`` by exact linear response when ``derivative``."""
         chain = cluster_ising.hamiltonian(config["chain_length"], boundary=config["boundary"])
         system = QEPSystem(chain, {"y": config["observable"]})
+        h = system.full
         ident, coef = system.output_coefficients
+        b_coef = h.derivative_coefficients[h.param_index["g_x"]]
         spec = self.state_spec(config)
-        values = np.empty((len(steps), len(gx)))
-        for i, s in enumerate(steps):
-            zz = history[s, 2]
-            for j, x in enumerate(gx):
-                full = system.full_values(np.array([config["g_zxz"], zz, x]))
-                st = solve(system.full, full, spec)
-                values[i, j] = expectations(system.full, st, ident, coef)[0]
-        return {"cut_steps": steps, "cut_g_x": gx, "cut_values": values}
+        out = np.empty(len(g_x))
+        with blas_threads(1, 0):
+            for k, x in enumerate(g_x):
+                full = system.full_values(np.array([config["g_zxz"], g_zz, x]))
+                st = solve(h, full, spec)
+                out[k] = (
+                    response(h, full, st, coef, b_coef, spec)[0]
+                    if derivative
+                    else expectations(h, st, ident, coef)[0]
+                )
+        return out
 
     def final_checks(self, config: dict[str, Any], theta: np.ndarray) -> dict[str, Any]:
         """Where the run ended relative to the exact (infinite-chain) phase diagram."""
@@ -514,18 +527,8 @@ class CouplingDescent:
         This is the finite chain's own optimum of the sensitivity task; its distance to the exact
         critical line is the finite-size shift.
         """
-        chain = cluster_ising.hamiltonian(config["chain_length"], boundary=config["boundary"])
-        system = QEPSystem(chain, {"y": config["observable"]})
-        h = system.full
-        _, coef = system.output_coefficients
-        b_coef = h.derivative_coefficients[h.param_index["g_x"]]
-        spec = self.state_spec(config)
         gx = np.arange(center - half_width, center + half_width + 1e-12, 0.005)
-        slope = np.empty(len(gx))
-        with blas_threads(1, 0):
-            for k, x in enumerate(gx):
-                full = system.full_values(np.array([config["g_zxz"], g_zz, x]))
-                slope[k] = response(h, full, solve(h, full, spec), coef, b_coef, spec)[0]
+        slope = self.cut(config, g_zz, gx, derivative=True)
         return float(gx[int(np.argmax(np.abs(slope)))])
 
 
