@@ -156,20 +156,13 @@ class CouplingDescent:
             v = out[key]
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ProblemError(f"must be a positive integer, got {v!r}", where=key)
-        for key in ("lr_decay", *(("min_separation",) if "min_separation" in out else ())):
+        bounded = [(k, True) for k in ("learning_rate", "nudge", "degeneracy_tol", "solver_tol")]
+        bounded += [(k, False) for k in ("lr_decay", "min_separation") if k in out]
+        for key, positive in bounded:
             v = out[key]
-            if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v) or v < 0:
-                raise ProblemError(f"must be a finite number >= 0, got {v!r}", where=key)
-            out[key] = float(v)
-        for key in ("learning_rate", "nudge", "degeneracy_tol", "solver_tol"):
-            v = out[key]
-            if (
-                isinstance(v, bool)
-                or not isinstance(v, int | float)
-                or not np.isfinite(v)
-                or v <= 0
-            ):
-                raise ProblemError(f"must be a finite number > 0, got {v!r}", where=key)
+            if not _finite(v) or v < 0 or (positive and v == 0):
+                bound = "> 0" if positive else ">= 0"
+                raise ProblemError(f"must be a finite number {bound}, got {v!r}", where=key)
             out[key] = float(v)
         v = out["g_zxz"]
         if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v):
@@ -282,6 +275,16 @@ class CouplingDescent:
             OPTIMISERS[config["optimizer"]], config["learning_rate"], config["lr_decay"]
         )
 
+    def _pair(
+        self, config: dict[str, Any], theta: np.ndarray
+    ) -> tuple[int, int, float, float] | None:
+        """``(i, j, min_separation, ±1 for the order of the pair at θ)``, or ``None`` when no
+        separation is kept."""
+        if self.separated is None or config["min_separation"] == 0:
+            return None
+        i, j = self.separated
+        return i, j, config["min_separation"], 1.0 if theta[i] > theta[j] else -1.0
+
     def tangent(self, config: dict[str, Any], theta: np.ndarray, grad: np.ndarray) -> np.ndarray:
         """The gradient with the pair's closing component removed when the pair sits at
         ``min_separation`` and descent would close it further (projected gradient descent).
@@ -289,11 +292,11 @@ class CouplingDescent:
         Otherwise a normalised step would spend its length on a move that :meth:`constrain`
         undoes, and the pair would stall on the constraint instead of moving along it.
         """
-        if self.separated is None or config["min_separation"] == 0:
+        pair = self._pair(config, theta)
+        if pair is None:
             return grad
-        i, j = self.separated
-        side = 1.0 if theta[i] > theta[j] else -1.0
-        at_floor = side * (theta[i] - theta[j]) <= config["min_separation"] * (1 + 1e-9)
+        i, j, d, side = pair
+        at_floor = side * (theta[i] - theta[j]) <= d * (1 + 1e-9)
         if not (at_floor and side * (grad[i] - grad[j]) > 0):
             return grad
         out = grad.copy()
@@ -310,13 +313,10 @@ class CouplingDescent:
         than ``d = min_separation``, both are placed ``d/2`` either side of their new midpoint,
         in the order they had.
         """
-        if self.separated is None:
+        pair = self._pair(config, old)
+        if pair is None:
             return new
-        i, j = self.separated
-        d = config["min_separation"]
-        if d == 0:
-            return new
-        side = 1.0 if old[i] > old[j] else -1.0
+        i, j, d, side = pair
         if side * (new[i] - new[j]) >= d:
             return new
         out = new.copy()
@@ -461,8 +461,7 @@ class CouplingDescent:
         history = np.array(state.meta["history"], dtype=float)
         arrays = {"theta": theta, "param_names": np.array(self.params), "trajectory": history}
         if self.name == "sensitivity":
-            with blas_threads(1, 0):
-                arrays |= self.cuts(config, history)
+            arrays |= self.cuts(config, history)  # one BLAS thread inside cut()
         return summary, arrays
 
     def cuts(
