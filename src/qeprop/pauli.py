@@ -16,6 +16,7 @@ Conventions (see ``docs/conventions.md``):
 
 from __future__ import annotations
 
+import cmath
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from .checks import MAX_QUBITS
 from .errors import PauliError
 
 __all__ = [
@@ -35,6 +37,32 @@ __all__ = [
 _LETTER_BITS = {"I": (0, 0), "X": (1, 0), "Y": (1, 1), "Z": (0, 1)}
 _BITS_LETTER = {v: k for k, v in _LETTER_BITS.items()}
 _TOKEN = re.compile(r"^([IXYZ])([0-9]+)$")
+#: digits of the largest qubit index that can be read (indices are bounded by MAX_QUBITS - 1)
+_MAX_INDEX_DIGITS = len(str(MAX_QUBITS - 1))
+
+
+def _limit_text(n_qubits: int | None) -> str:
+    """The tail of an out-of-range message: `` for 3 qubits (valid indices 0..2)``."""
+    if n_qubits is not None and n_qubits <= MAX_QUBITS:
+        return f" for {n_qubits} qubits (valid indices 0..{n_qubits - 1})"
+    return (
+        f" (at most {MAX_QUBITS} qubits are supported, indices 0..{MAX_QUBITS - 1}, since "
+        "basis indices are 64-bit integers)"
+    )
+
+
+def check_index(q: object, n_qubits: int | None, text: str | None = None) -> int:
+    """``q`` as a qubit index ``0 <= q < n_qubits`` (``< MAX_QUBITS`` when ``n_qubits`` is None).
+
+    Raises :class:`PauliError` before any mask ``1 << q`` is built, so a huge index costs nothing.
+    """
+    if not isinstance(q, int | np.integer) or isinstance(q, bool | np.bool_):
+        raise PauliError(f"a qubit index must be an integer, got {q!r}")
+    top = MAX_QUBITS if n_qubits is None else min(int(n_qubits), MAX_QUBITS)
+    if not 0 <= q < top:
+        shown = f" in {text!r}" if text is not None else ""
+        raise PauliError(f"qubit index {q}{shown} is out of range{_limit_text(n_qubits)}")
+    return int(q)
 
 
 def _popcount(v: int) -> int:
@@ -62,6 +90,22 @@ class PauliString:
     x: int = 0
     z: int = 0
 
+    def __post_init__(self) -> None:
+        for name, v in (("x", self.x), ("z", self.z)):
+            if type(v) is int and 0 <= v and not v >> MAX_QUBITS:
+                continue  # the common case, checked first
+            if (
+                not isinstance(v, int | np.integer)
+                or isinstance(v, bool)
+                or v < 0
+                or int(v) >> MAX_QUBITS
+            ):
+                raise PauliError(
+                    f"the {name} mask of a Pauli string must be a non-negative integer below "
+                    f"2**{MAX_QUBITS} (at most {MAX_QUBITS} qubits), got {v!r}"
+                )
+            object.__setattr__(self, name, int(v))
+
     # ------------------------------------------------------------------ construction
     @classmethod
     def parse(cls, text: str, n_qubits: int | None = None) -> PauliString:
@@ -74,12 +118,19 @@ class PauliString:
         if not isinstance(text, str):
             raise PauliError(f"a Pauli string must be text, got {type(text).__name__}")
         s = text.strip().upper()
+        shown = text if len(text) <= 60 else text[:57] + "..."
         x = z = 0
         if s and not any(c in "0123456789" for c in s):
-            for q, c in enumerate(s.replace(" ", "")):
+            dense = s.replace(" ", "")
+            if len(dense) > MAX_QUBITS:  # bounded before any mask is built
+                raise PauliError(
+                    f"dense Pauli string {shown!r} has {len(dense)} letters, too many"
+                    f"{_limit_text(None)}"
+                )
+            for q, c in enumerate(dense):
                 if c not in _LETTER_BITS:
                     raise PauliError(
-                        f"unknown Pauli letter {c!r} in {text!r} (expected I, X, Y or Z)"
+                        f"unknown Pauli letter {c!r} in {shown!r} (expected I, X, Y or Z)"
                     )
                 bx, bz = _LETTER_BITS[c]
                 x |= bx << q
@@ -88,19 +139,26 @@ class PauliString:
             seen: set[int] = set()
             for tok in s.split():
                 m = _TOKEN.match(tok)
+                tok_shown = tok if len(tok) <= 30 else tok[:27] + "..."
                 if m is None:
                     if tok[:1] not in _LETTER_BITS:
                         raise PauliError(
-                            f"unknown Pauli letter {tok[:1]!r} in {text!r} "
+                            f"unknown Pauli letter {tok[:1]!r} in {shown!r} "
                             "(expected I, X, Y or Z followed by a qubit index, e.g. 'X0 Z3')"
                         )
                     raise PauliError(
-                        f"malformed Pauli token {tok!r} in {text!r} "
+                        f"malformed Pauli token {tok_shown!r} in {shown!r} "
                         "(expected a letter followed by a qubit index, e.g. 'X0 Z3')"
                     )
-                letter, idx = m.group(1), int(m.group(2))
+                letter, digits = m.group(1), m.group(2).lstrip("0") or "0"
+                if len(digits) > _MAX_INDEX_DIGITS:  # never convert or shift a huge index
+                    raise PauliError(
+                        f"qubit index {digits[:20]}{'...' if len(digits) > 20 else ''} in "
+                        f"{shown!r} is out of range{_limit_text(n_qubits)}"
+                    )
+                idx = check_index(int(digits), n_qubits, shown)
                 if idx in seen:
-                    raise PauliError(f"qubit {idx} appears twice in {text!r}")
+                    raise PauliError(f"qubit {idx} appears twice in {shown!r}")
                 seen.add(idx)
                 bx, bz = _LETTER_BITS[letter]
                 x |= bx << idx
@@ -115,11 +173,10 @@ class PauliString:
         """Build from ``{qubit: letter}``."""
         x = z = 0
         for q, c in letters.items():
-            if q < 0:
-                raise PauliError(f"negative qubit index {q}")
+            q = check_index(q, None)
             try:
                 bx, bz = _LETTER_BITS[c.upper()]
-            except KeyError:
+            except (KeyError, AttributeError):
                 raise PauliError(f"unknown Pauli letter {c!r}") from None
             x |= bx << q
             z |= bz << q
@@ -280,8 +337,12 @@ class PauliSum:
     def __init__(self, terms: Mapping[PauliString, complex] | None = None) -> None:
         clean: dict[PauliString, complex] = {}
         for p, c in (terms or {}).items():
+            if not isinstance(p, PauliString):
+                raise PauliError(f"the strings of a Pauli sum must be PauliString, got {p!r}")
+            c = _coefficient(c, p)
             if c != 0:
                 clean[p] = clean.get(p, 0) + c
+        _check_finite(clean)
         self._terms = {p: c for p, c in clean.items() if c != 0}
 
     @classmethod
@@ -291,12 +352,11 @@ class PauliSum:
         """From ``[(coeff, "X0 Z1"), ...]``; repeated strings are added."""
         acc: dict[PauliString, complex] = {}
         for c, p in terms:
-            ps = _as_string(p)
+            ps = PauliString.parse(p, n_qubits) if isinstance(p, str) else _as_string(p)
             if n_qubits is not None:
                 ps.check_qubits(n_qubits, p if isinstance(p, str) else None)
-            if not np.isfinite(c):
-                raise PauliError(f"coefficient {c!r} of {str(ps)!r} is not finite")
-            acc[ps] = acc.get(ps, 0) + c
+            acc[ps] = acc.get(ps, 0) + _coefficient(c, ps)
+        _check_finite(acc)
         return cls(acc)
 
     @classmethod
@@ -304,9 +364,22 @@ class PauliSum:
         """Projector onto Z-basis values: ``prod_q (1 + (-1)**b_q Z_q) / 2`` for ``{q: b_q}``."""
         out = cls({PauliString(): 1.0})
         for q, b in bits.items():
-            if not isinstance(q, int | np.integer) or q < 0:
-                raise PauliError(f"projector qubit index must be a non-negative integer, got {q!r}")
-            if b not in (0, 1):
+            try:
+                q = check_index(q, None)
+            except PauliError:
+                raise PauliError(
+                    f"projector qubit index must be a non-negative integer below {MAX_QUBITS}, "
+                    f"got {q!r}"
+                ) from None
+            if (
+                isinstance(b, bool | np.bool_)
+                or not isinstance(b, int | np.integer)
+                or b
+                not in (
+                    0,
+                    1,
+                )
+            ):
                 raise PauliError(f"projector bit for qubit {q} must be 0 or 1, got {b!r}")
             out = out @ cls({PauliString(): 0.5, PauliString(0, 1 << q): 0.5 * (-1) ** b})
         return out
@@ -385,6 +458,43 @@ class PauliSum:
         """``sum_s |c_s|``, an upper bound on the operator norm."""
         return float(sum(abs(c) for c in self._terms.values()))
 
+    def spectrum_bounds(self, max_enumerate: int = 1 << 22) -> tuple[float, float] | None:
+        """``(λ_min, λ_max)`` of a Hermitian sum when it can be decided cheaply, else ``None``.
+
+        Only the qubits the sum acts on matter (``O ⊗ 1`` has the spectrum of ``O``). When all
+        strings commute qubit-wise they are diagonal in one product basis, where string ``s`` has
+        eigenvalue ``(-1)**popcount(b & support_s)`` on basis state ``b``; the spectrum is then
+        enumerated over the ``2**k`` states of the ``k`` support qubits (when
+        ``2**k * n_strings <= max_enumerate``). Otherwise, for ``k <= 8``, the spectrum of the
+        ``2**k x 2**k`` matrix is computed. Raises :class:`PauliError` for a non-Hermitian sum.
+        """
+        coeffs = self.real(what="operator")
+        if not coeffs:
+            return 0.0, 0.0
+        support = 0
+        for p in coeffs:
+            support |= p.support
+        qubits = [q for q in range(support.bit_length()) if (support >> q) & 1]
+        k = len(qubits)
+        slot = {q: i for i, q in enumerate(qubits)}
+
+        def compact(p: PauliString) -> PauliString:
+            return PauliString.from_letters({slot[q]: c for q, c in p.letters().items()})
+
+        strings = list(coeffs)
+        qubitwise = all(a.qubitwise_commutes(b) for i, a in enumerate(strings) for b in strings[i:])
+        if qubitwise and (1 << k) * len(strings) <= max_enumerate:
+            b = np.arange(1 << k, dtype=np.int64)
+            vals = np.zeros(1 << k)
+            for p, c in coeffs.items():
+                vals += c * (1.0 - 2.0 * parity(b & compact(p).support))
+            return float(vals.min()), float(vals.max())
+        if k <= 8:
+            small = PauliSum({compact(p): c for p, c in coeffs.items()})
+            ev = np.linalg.eigvalsh(small.to_dense(max(k, 1)))
+            return float(ev[0]), float(ev[-1])
+        return None
+
     def to_sparse(self, n_qubits: int) -> sp.csr_array:
         d = 1 << n_qubits
         dtype = (
@@ -400,6 +510,31 @@ class PauliSum:
 
     def to_dense(self, n_qubits: int) -> np.ndarray:
         return self.to_sparse(n_qubits).toarray()
+
+
+def _coefficient(c: object, p: PauliString) -> complex:
+    """A finite real or complex coefficient of ``p`` (never ``bool`` or text such as ``"0.5"``)."""
+    if isinstance(c, bool | np.bool_) or not isinstance(
+        c, int | float | complex | np.integer | np.floating | np.complexfloating
+    ):
+        raise PauliError(f"coefficient {c!r} of {str(p)!r} must be a number")
+    try:
+        finite = cmath.isfinite(complex(c))
+    except OverflowError:  # an int beyond the float range
+        finite = False
+    if not finite:
+        raise PauliError(f"coefficient {c!r} of {str(p)!r} is not finite")
+    return c  # type: ignore[return-value]
+
+
+def _check_finite(terms: Mapping[PauliString, complex]) -> None:
+    """Raise when adding coefficients overflowed (two coefficients of 1e308 sum to inf)."""
+    for p, c in terms.items():
+        if not cmath.isfinite(complex(c)):
+            raise PauliError(
+                f"the coefficient of {str(p)!r} overflows to {complex(c).real:g}: the "
+                "coefficients given add up beyond the float range (about 1.8e308)"
+            )
 
 
 def _tidy(c: complex) -> complex:

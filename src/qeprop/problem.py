@@ -32,25 +32,37 @@ Keys
                 ``noisy_outputs`` (bool); ``seed`` (int).
 
 Every error names its place (``file: terms[3].pauli``).
+
+Limits, checked before anything is built: ``qubits`` ≤ 62 and every qubit index below ``qubits``
+(basis indices are 64-bit integers); every Hamiltonian coefficient, and the scale ``Σ|c|`` of
+``H`` at the given values, below 1e150 (solvers square it); ``shots`` ≤ 1e15, and with the
+``"sampled"`` model no more than the outcome arrays of one measurement fit in memory; ``seed``
+below 2**63. Text is never a number (``"0.5"``, ``"nan"``), ``true``/``false`` are not numbers,
+an integral float (``1e3``) counts as an integer; JSON objects with a repeated key, files over
+64 MiB and anything but a regular UTF-8 file (a leading byte-order mark is allowed) are refused.
+A ``cross_entropy`` loss is refused for an output whose eigenvalues are not all in ``[0, 1]``.
 """
 
 from __future__ import annotations
 
 import json
-import math
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import checks
 from .errors import PauliError, ProblemError, QEPError
 from .gradients import ESTIMATORS, GradientOptions
 from .hamiltonian import ParametrisedHamiltonian, Term
-from .losses import Loss, make_loss
-from .pauli import PauliString, PauliSum
+from .losses import LOSSES, Loss, make_loss
+from .measurement import SHOT_MODELS
+from .memory import available_memory, format_bytes
+from .pauli import PauliString, PauliSum, qubitwise_commute_groups
 from .solvers import StateSpec
-from .system import QEPSystem
+from .system import COST_NUDGE, QEPSystem, nudge_param
 
 __all__ = ["Problem", "load_problem", "parse_problem"]
 
@@ -60,7 +72,7 @@ _TOP_KEYS = {
 }  # fmt: skip
 _STATE_KEYS = {
     "kind", "temperature", "level", "method", "tol", "maxiter", "degeneracy",
-    "degeneracy_tol", "gap_tol", "dense_max_dim",
+    "degeneracy_tol", "gap_tol", "dense_max_dim", "threads",
 }  # fmt: skip
 _ESTIMATOR_KEYS = {"kind", "nudge", "variant", "fd_step"}
 
@@ -83,13 +95,22 @@ def _err(where: str, msg: str) -> ProblemError:
 
 
 def _number(v: Any, where: str, *, integer: bool = False) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        raise _err(where, f"expected a number, got {v!r}")
-    if not math.isfinite(v):
-        raise _err(where, f"value {v!r} is not finite (NaN or inf)")
-    if integer and not float(v).is_integer():
-        raise _err(where, f"expected an integer, got {v!r}")
-    return int(v) if integer else float(v)
+    """A finite real (or an integer, where ``1e3`` written as a float counts) read from a file."""
+    if integer:
+        return checks.integer(v, where, integral_float=True)
+    return checks.finite_real(v, where)
+
+
+def _text(v: Any, where: str) -> str:
+    if not isinstance(v, str):
+        raise _err(where, f"expected text, got {checks.shown(v)}")
+    return v
+
+
+def _name(v: Any, where: str) -> str:
+    if not isinstance(v, str) or not v.strip():
+        raise _err(where, f"expected a non-empty name, got {checks.shown(v)}")
+    return v
 
 
 def _table(v: Any, where: str) -> Mapping[str, Any]:
@@ -108,7 +129,7 @@ def _check_keys(d: Mapping[str, Any], allowed: set[str], where: str) -> None:
 
 def _pauli(v: Any, n: int, where: str) -> PauliString:
     if not isinstance(v, str):
-        raise _err(where, f"expected a Pauli string such as 'X0 Z3', got {v!r}")
+        raise _err(where, f"expected a Pauli string such as 'X0 Z3', got {checks.shown(v)}")
     try:
         return PauliString.parse(v, n_qubits=n)
     except PauliError as e:
@@ -117,7 +138,7 @@ def _pauli(v: Any, n: int, where: str) -> PauliString:
 
 def _term_list(v: Any, n: int, where: str, params: set[str] | None) -> list[Term]:
     if not isinstance(v, list):
-        raise _err(where, "expected a list of terms")
+        raise _err(where, f"expected a list of terms, got {type(v).__name__}")
     out = []
     for i, t in enumerate(v):
         w = f"{where}[{i}]"
@@ -129,8 +150,7 @@ def _term_list(v: Any, n: int, where: str, params: set[str] | None) -> list[Term
         c = _number(t.get("coeff", 1.0), f"{w}.coeff")
         name = t.get("param")
         if name is not None:
-            if not isinstance(name, str):
-                raise _err(f"{w}.param", f"expected a parameter name, got {name!r}")
+            _name(name, f"{w}.param")
             if params is not None and name not in params:
                 raise _err(
                     f"{w}.param", f"parameter {name!r} is used but not defined in params or inputs"
@@ -146,11 +166,40 @@ def _operator(v: Mapping[str, Any], n: int, where: str) -> PauliSum:
         terms = _term_list([{k: v[k] for k in ("pauli", "coeff") if k in v}], n, where, None)
     else:
         raise _err(where, "an observable needs 'terms' (or 'pauli' and 'coeff')")
-    return PauliSum.from_terms((t.coeff, t.pauli) for t in terms)
+    try:
+        return PauliSum.from_terms((t.coeff, t.pauli) for t in terms)
+    except PauliError as e:  # coefficients of one string that add up beyond the float range
+        raise _err(where, e.message) from None
 
 
 def _values(v: Any, where: str) -> dict[str, float]:
-    return {str(k): _number(x, f"{where}.{k}") for k, x in _table(v, where).items()}
+    out = {}
+    for k, x in _table(v, where).items():
+        _name(k, f"{where}.{k}" if k else where)
+        out[str(k)] = _number(x, f"{where}.{k}")
+    return out
+
+
+#: most shots a problem may ask for: counts beyond 2**53 are no longer exact as floats
+MAX_SHOTS = 10**15
+#: largest seed (seeds are stored as signed 64-bit integers)
+MAX_SEED = 2**63 - 1
+
+
+def _sampled_shot_limit(system: QEPSystem) -> tuple[int, int]:
+    """``(most shots, bytes per shot)`` the sampled shot model can hold in memory at once.
+
+    The sampled model draws ``M`` outcomes per qubit-wise commuting group and keeps, per group,
+    the outcomes, their parities for every string of the group and the per-shot values of every
+    observable measured together: about ``24 + 40 g + 24 K`` bytes per shot for groups of at most
+    ``g`` strings and ``K`` observables (outputs and trainable couplings together, an upper bound).
+    """
+    h = system.full
+    groups = qubitwise_commute_groups(h.strings)
+    g = max((len(x) for x in groups), default=1)
+    n_ops = len(system.outputs) + len(system.trainable) + 1
+    per_shot = 24 + 40 * g + 24 * n_ops
+    return max(1, available_memory() // per_shot), per_shot
 
 
 def parse_problem(data: Mapping[str, Any], source: str = "<problem>") -> Problem:
@@ -167,12 +216,18 @@ def parse_problem(data: Mapping[str, Any], source: str = "<problem>") -> Problem
 
 def _parse(data: Mapping[str, Any], source: str) -> Problem:
     _check_keys(data, _TOP_KEYS, "")
+    for key in ("name", "description"):
+        if key in data:
+            _text(data[key], key)
     if "qubits" not in data:
         raise _err("qubits", "missing")
-    n = _number(data["qubits"], "qubits", integer=True)
-    if n < 1:
-        raise _err("qubits", f"must be at least 1, got {n}")
-    n = int(n)
+    n = checks.positive_int(data["qubits"], "qubits", integral_float=True)
+    if n > checks.MAX_QUBITS:
+        raise _err(
+            "qubits",
+            f"{checks.shown(n)} is more than the {checks.MAX_QUBITS} qubits qeprop supports "
+            "(basis indices are 64-bit integers)",
+        )
     params = _values(data.get("params", {}), "params")
     inputs = _values(data.get("inputs", {}), "inputs")
     both = sorted(set(params) & set(inputs))
@@ -181,53 +236,76 @@ def _parse(data: Mapping[str, Any], source: str) -> Problem:
     if "terms" not in data:
         raise _err("terms", "missing")
     terms = _term_list(data["terms"], n, "terms", set(params) | set(inputs))
-    ham = ParametrisedHamiltonian(n, terms, params=[*params, *inputs])
+    try:
+        ham = ParametrisedHamiltonian(n, terms, params=[*params, *inputs])
+    except ProblemError as e:  # coefficients beyond the supported range, named by term
+        raise _err("terms", e.message) from None
 
     outputs: dict[str, PauliSum] = {}
     raw_out = data.get("outputs", [])
     if not isinstance(raw_out, list):
-        raise _err("outputs", "expected a list of outputs")
+        raise _err("outputs", f"expected a list of outputs, got {type(raw_out).__name__}")
     for i, o in enumerate(raw_out):
         w = f"outputs[{i}]"
         o = _table(o, w)
         _check_keys(o, {"name", "terms", "pauli", "coeff"}, w)
         name = o.get("name", f"y{i}")
-        if not isinstance(name, str) or name in outputs:
+        if not isinstance(name, str) or not name.strip() or name in outputs:
             raise _err(f"{w}.name", f"output names must be distinct strings, got {name!r}")
         outputs[name] = _operator(o, n, w)
+    for pname in [*params, *inputs]:
+        if pname == COST_NUDGE or any(pname == nudge_param(o) for o in outputs):
+            where = f"params.{pname}" if pname in params else f"inputs.{pname}"
+            raise _err(where, f"the name {pname!r} is reserved for the nudge of an output")
 
     loss_d = _table(data.get("loss", {"kind": "mse"}), "loss")
     kind = loss_d.get("kind", "mse")
+    if not isinstance(kind, str):
+        raise _err("loss.kind", f"expected text, got {checks.shown(kind)}")
     cost = None
     loss: Loss | None = None
     if kind == "observable":
         _check_keys(loss_d, {"kind", "terms", "pauli", "coeff"}, "loss")
         cost = _operator(loss_d, n, "loss")
+        if "cost" in outputs:
+            raise _err("outputs", "an output named 'cost' cannot be used with an observable loss")
     else:
         _check_keys(loss_d, {"kind", "target"}, "loss")
+        if kind not in LOSSES:
+            raise _err(
+                "loss.kind", f"unknown loss {kind!r}; choose one of {[*LOSSES, 'observable']}"
+            )
         if "target" not in loss_d:
             raise _err("loss.target", f"missing (one value per output, {len(outputs)} here)")
         tgt = loss_d["target"]
         if not isinstance(tgt, list):
-            raise _err("loss.target", "expected a list of numbers")
+            raise _err("loss.target", f"expected a list of numbers, got {type(tgt).__name__}")
         target = [_number(t, f"loss.target[{i}]") for i, t in enumerate(tgt)]
         if not outputs:
             raise _err("outputs", f"a {kind!r} loss needs at least one output")
-        try:
-            loss = make_loss(str(kind), target, len(outputs))
-        except ProblemError as e:
-            raise _err("loss.target" if "target" in e.message else "loss.kind", e.message) from None
+        # a cross-entropy of outputs that are not probabilities is refused here, before any solve
+        loss = make_loss(kind, target, len(outputs), outputs=outputs)
 
     system = QEPSystem(ham, outputs, trainable=list(params), cost=cost)
+    # parameter values whose products with the coefficients overflow are refused here
+    try:
+        ham.values({**params, **inputs})
+    except ProblemError as e:
+        raise _err("params", e.message) from None
 
     st = dict(_table(data.get("state", {}), "state"))
     _check_keys(st, _STATE_KEYS, "state")
+    for key in ("kind", "method", "degeneracy"):
+        if key in st:
+            _text(st[key], f"state.{key}")
     for key in ("temperature", "tol", "degeneracy_tol", "gap_tol"):
         if key in st and st[key] is not None:
             st[key] = _number(st[key], f"state.{key}")
-    for key in ("level", "dense_max_dim", "maxiter"):
+    for key, lo in (("level", 0), ("dense_max_dim", 1), ("maxiter", 1), ("threads", 1)):
         if key in st and st[key] is not None:
-            st[key] = _number(st[key], f"state.{key}", integer=True)
+            st[key] = checks.integer(
+                st[key], f"state.{key}", lo=lo, hi=MAX_SEED, integral_float=True
+            )
     try:
         spec = StateSpec(**st)
     except ProblemError as e:
@@ -236,58 +314,128 @@ def _parse(data: Mapping[str, Any], source: str) -> Problem:
     est = dict(_table(data.get("estimator", {}), "estimator"))
     _check_keys(est, _ESTIMATOR_KEYS, "estimator")
     ekind = est.pop("kind", "centered" if cost is None else "cost_observable")
-    if ekind not in ESTIMATORS:
+    if not isinstance(ekind, str) or ekind not in ESTIMATORS:
         raise _err(
             "estimator.kind", f"unknown estimator {ekind!r}; choose one of {list(ESTIMATORS)}"
         )
+    if "variant" in est:
+        _text(est["variant"], "estimator.variant")
     for key in ("nudge", "fd_step"):
         if key in est:
             est[key] = _number(est[key], f"estimator.{key}")
+    shot_model = checks.choice(data.get("shot_model", "gaussian"), SHOT_MODELS, "shot_model")
     shots = data.get("shots")
     if shots is not None:
-        shots = _number(shots, "shots", integer=True)
-        if shots < 1:
-            raise _err("shots", f"must be a positive integer or null, got {shots}")
+        shots = checks.positive_int(shots, "shots", integral_float=True)
+        if shots > MAX_SHOTS:
+            raise _err(
+                "shots",
+                f"{checks.shown(shots)} is more than the {MAX_SHOTS:.0e} shots supported "
+                "(counts beyond 2**53 are not exact in floating point)",
+            )
+        if shot_model == "sampled":
+            most, per_shot = _sampled_shot_limit(system)
+            if shots > most:
+                raise _err(
+                    "shots",
+                    f"{shots} sampled shots need about {format_bytes(shots * per_shot)} at once, "
+                    f"more than this process can allocate; at most {most} fit "
+                    "(or use shot_model 'gaussian')",
+                )
     seed = data.get("seed")
     if seed is not None:
-        seed = _number(seed, "seed", integer=True)
-        if seed < 0:
-            raise _err("seed", f"must be a non-negative integer, got {seed}")
-    noisy = data.get("noisy_outputs", False)
-    if not isinstance(noisy, bool):
-        raise _err("noisy_outputs", f"expected true or false, got {noisy!r}")
+        seed = checks.nonnegative_int(seed, "seed", integral_float=True)
+        if seed > MAX_SEED:
+            raise _err(
+                "seed", f"{checks.shown(seed)} is not below 2**63 (seeds are stored as int64)"
+            )
+    noisy = checks.boolean(data.get("noisy_outputs", False), "noisy_outputs")
     try:
         options = GradientOptions(
             state=spec,
-            shots=shots,  # type: ignore[arg-type]
-            shot_model=data.get("shot_model", "gaussian"),
+            shots=shots,
+            shot_model=shot_model,
             noisy_outputs=noisy,
             **est,
         )
     except ProblemError as e:
         raise _err("estimator" if "shot" not in e.message else "shot_model", e.message) from None
-    return Problem(system, {**params, **inputs}, loss, ekind, options, seed, source)  # type: ignore[arg-type]
+    return Problem(system, {**params, **inputs}, loss, ekind, options, seed, source)
+
+
+#: largest problem file read (a problem file is a few kB; this only stops runaway input)
+MAX_FILE_BYTES = 64 << 20
 
 
 def read_text(path: str | Path) -> str:
-    """The UTF-8 text of a file; a missing, unreadable or non-UTF-8 file raises ProblemError."""
+    """The UTF-8 text of a file (a leading byte-order mark dropped).
+
+    A missing, unreadable, non-regular (directory, device) or non-UTF-8 file raises
+    :class:`ProblemError` naming the file.
+    """
     p = Path(path)
     try:
-        return p.read_text(encoding="utf-8")
+        st = p.stat()
+        if stat.S_ISDIR(st.st_mode):
+            raise ProblemError("is a directory, not a file", where=str(p))
+        if not stat.S_ISREG(st.st_mode):
+            raise ProblemError("is not a regular file", where=str(p))
+        if st.st_size > MAX_FILE_BYTES:
+            raise ProblemError(
+                f"is {st.st_size / 2**20:.0f} MiB, more than the {MAX_FILE_BYTES >> 20} MiB "
+                "a problem or config file may have",
+                where=str(p),
+            )
+        text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ProblemError("file not found", where=str(p)) from None
     except OSError as e:
         raise ProblemError(f"cannot read: {e.strerror}", where=str(p)) from None
     except UnicodeDecodeError as e:
         raise ProblemError(f"not UTF-8 text (byte {e.start})", where=str(p)) from None
+    return text.removeprefix("\ufeff")
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
     """A TOML file as a dict; errors name the file."""
+    text = read_text(path)
     try:
-        return tomllib.loads(read_text(path))
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ProblemError(f"invalid TOML: {e}", where=str(path)) from None
+    except RecursionError:
+        raise ProblemError("invalid TOML: nested too deeply", where=str(path)) from None
+    except ValueError as e:  # e.g. an integer with more digits than Python converts
+        raise ProblemError(f"invalid TOML: {e}", where=str(path)) from None
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ProblemError(f"invalid JSON: key {k!r} appears twice in one object")
+        out[k] = v
+    return out
+
+
+def load_json(path: str | Path) -> Any:
+    """A JSON file as plain data; duplicate keys, NaN-free syntax errors and runaway nesting
+    raise :class:`ProblemError` naming the file (``NaN``/``Infinity`` literals are read as
+    floats and refused where a number is expected, with the key named)."""
+    p = Path(path)
+    text = read_text(p)
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except json.JSONDecodeError as e:
+        raise ProblemError(
+            f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}", where=str(p)
+        ) from None
+    except ProblemError as e:
+        raise ProblemError(e.message, where=str(p)) from None
+    except RecursionError:
+        raise ProblemError("invalid JSON: nested too deeply", where=str(p)) from None
+    except ValueError as e:  # e.g. an integer with more digits than Python converts
+        raise ProblemError(f"invalid JSON: {e}", where=str(p)) from None
 
 
 def load_problem(path: str | Path) -> Problem:
@@ -295,11 +443,4 @@ def load_problem(path: str | Path) -> Problem:
     p = Path(path)
     if p.suffix.lower() == ".toml":
         return parse_problem(load_toml(p), source=str(p))
-    text = read_text(p)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ProblemError(
-            f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}", where=str(p)
-        ) from None
-    return parse_problem(data, source=str(p))
+    return parse_problem(load_json(p), source=str(p))

@@ -15,6 +15,7 @@ from functools import cached_property
 
 import numpy as np
 
+from .checks import finite_real, readonly
 from .errors import ProblemError
 from .hamiltonian import ParametrisedHamiltonian, Term
 from .pauli import PauliSum, as_pauli_sum
@@ -52,17 +53,46 @@ class QEPSystem:
         trainable: Sequence[str] | None = None,
         cost: PauliSum | str | None = None,
     ) -> None:
+        if not isinstance(hamiltonian, ParametrisedHamiltonian):
+            raise ProblemError(
+                f"expected a ParametrisedHamiltonian, got {type(hamiltonian).__name__}"
+            )
         self.hamiltonian = hamiltonian
-        self.outputs: dict[str, PauliSum] = {
-            str(k): as_pauli_sum(v) for k, v in dict(outputs or {}).items()
-        }
+        if outputs is not None and not isinstance(outputs, Mapping):
+            raise ProblemError(
+                f"outputs must be a name->observable mapping, got {type(outputs).__name__}"
+            )
+        self.outputs: dict[str, PauliSum] = {}
+        for k, v in dict(outputs or {}).items():
+            if not isinstance(k, str) or not k:
+                raise ProblemError(f"output names must be non-empty text, got {k!r}")
+            self.outputs[k] = as_pauli_sum(v)
         self.cost: PauliSum | None = None if cost is None else as_pauli_sum(cost)
         params = hamiltonian.params
+        if trainable is not None and isinstance(trainable, str):
+            raise ProblemError(f"trainable must be a list of parameter names, got {trainable!r}")
         self.trainable: tuple[str, ...] = tuple(params) if trainable is None else tuple(trainable)
         unknown = [p for p in self.trainable if p not in params]
         if unknown:
             raise ProblemError(
-                f"trainable parameters {unknown} are not parameters of the Hamiltonian"
+                f"trainable parameters {unknown[:6]} are not parameters of the Hamiltonian"
+            )
+        twice = sorted({p for p in self.trainable if self.trainable.count(p) > 1})
+        if twice:
+            raise ProblemError(f"trainable parameters {twice} are listed more than once")
+        nudges = [nudge_param(k) for k in self.outputs]
+        if self.cost is not None:
+            if COST_NUDGE in nudges:
+                raise ProblemError(
+                    "an output named 'cost' cannot be used together with a cost observable "
+                    f"(both would be nudged by {COST_NUDGE!r})"
+                )
+            nudges.append(COST_NUDGE)
+        taken = [p for p in nudges if p in hamiltonian.param_index]
+        if taken:
+            raise ProblemError(
+                f"parameter name {taken[0]!r} is reserved for the nudge of an output; "
+                "rename the parameter"
             )
         n = hamiltonian.n_qubits
         named = [*self.outputs.items(), *([("cost", self.cost)] if self.cost is not None else [])]
@@ -100,28 +130,35 @@ class QEPSystem:
 
     @cached_property
     def trainable_index(self) -> np.ndarray:
-        """Positions of the trainable parameters in :attr:`full`'s parameter vector."""
-        return np.array([self.full.param_index[p] for p in self.trainable], dtype=int)
+        """Positions of the trainable parameters in :attr:`full`'s parameter vector (read-only)."""
+        return readonly(np.array([self.full.param_index[p] for p in self.trainable], dtype=int))
 
     @cached_property
     def output_index(self) -> np.ndarray:
-        """Positions of the output nudges ``ν_l`` in :attr:`full`'s parameter vector."""
-        return np.array([self.full.param_index[nudge_param(n)] for n in self.outputs], dtype=int)
+        """Positions of the output nudges ``ν_l`` in :attr:`full`'s parameter vector (read-only)."""
+        return readonly(
+            np.array([self.full.param_index[nudge_param(n)] for n in self.outputs], dtype=int)
+        )
 
     @cached_property
     def output_coefficients(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(identity parts (L,), string coefficients (L, n_strings))`` of the outputs."""
+        """``(identity parts (L,), string coefficients (L, n_strings))`` of the outputs.
+
+        Both arrays are read-only: they are cached and shared by every later gradient.
+        """
         h = self.full
         rows = [h.coefficients_of(op, what=f"output {n!r}") for n, op in self.outputs.items()]
         ident = np.array([r[0] for r in rows])
         coef = np.array([r[1] for r in rows]).reshape(len(rows), len(h.strings))
-        return ident, coef
+        return readonly(ident), readonly(coef)
 
     @cached_property
     def cost_coefficients(self) -> tuple[float, np.ndarray]:
+        """``(identity part, string coefficients (n_strings,))`` of the cost (read-only)."""
         if self.cost is None:
             raise ProblemError("this system has no cost observable")
-        return self.full.coefficients_of(self.cost, what="cost observable")
+        ident, coef = self.full.coefficients_of(self.cost, what="cost observable")
+        return ident, readonly(coef)
 
     def full_values(
         self, values: Mapping[str, float] | np.ndarray, nudges: Mapping[str, float] | None = None
@@ -134,9 +171,13 @@ class QEPSystem:
         if isinstance(values, Mapping):
             base = h.values(values)
         else:
-            base = h.check_values(np.asarray(values, dtype=float))
+            base = h.check_values(values)
         out = np.zeros(len(self.full.params))
         out[: len(base)] = base
         for k, v in (nudges or {}).items():
-            out[self.full.param_index[k]] = v
-        return out
+            if k not in self.full.param_index or k in h.param_index:
+                raise ProblemError(
+                    f"unknown nudge {k!r}; the nudges are {list(self.full.params[len(base) :])}"
+                )
+            out[self.full.param_index[k]] = finite_real(v, k)
+        return self.full.check_values(out)

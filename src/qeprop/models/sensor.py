@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..checks import MAX_QUBITS, nonnegative_int, readonly
 from ..errors import ProblemError
 from ..hamiltonian import Term
 from ..pauli import PauliString, PauliSum
@@ -65,6 +66,21 @@ class SensorLayout:
         return out
 
 
+def _qubits(qubits: Sequence[int], name: str, noun: str) -> list[int]:
+    """Distinct qubit indices, each a non-negative integer below MAX_QUBITS."""
+    if isinstance(qubits, str | bytes) or not isinstance(qubits, Sequence | np.ndarray):
+        raise ProblemError(f"must be a list of qubit indices, got {qubits!r}", where=name)
+    out: list[int] = []
+    for i, q in enumerate(qubits):
+        k = nonnegative_int(q, f"{name}[{i}]", MAX_QUBITS - 1)
+        if k in out:
+            raise ProblemError(f"{name} has a duplicate {noun} {k}")
+        out.append(k)
+    if not out:
+        raise ProblemError(f"{name} is empty")
+    return out
+
+
 def sensor_layout(
     sensor_qubits: Sequence[int],
     system_sites: Sequence[int],
@@ -86,15 +102,16 @@ def sensor_layout(
         Output name -> Z-basis bit string of the sensor (0 = spin up, ``Z = +1``). Default for two
         sensor qubits: ``cluster = 00`` (↑↑), ``ferromagnet = 01`` (↑↓), ``paramagnet = 11`` (↓↓).
     """
-    if couplings not in COUPLING_SETS:
+    if not isinstance(couplings, str) or couplings not in COUPLING_SETS:
         raise ProblemError(
             f"unknown sensor coupling set {couplings!r}; choose one of {sorted(COUPLING_SETS)}"
         )
-    sensor = [int(q) for q in sensor_qubits]
-    sites = [int(s) for s in system_sites]
-    if len(set(sensor)) != len(sensor) or set(sensor) & set(sites):
+    sensor = _qubits(sensor_qubits, "sensor_qubits", "qubit")
+    sites = _qubits(system_sites, "sensor_sites", "site")
+    both = sorted(set(sensor) & set(sites))
+    if both:
         raise ProblemError(
-            f"sensor qubits {sensor} and system sites {sites} must be distinct qubits"
+            f"qubit {both[0]} is both a sensor qubit {sensor} and a sensor site {sites}"
         )
     sys_letters, sens_letters = COUPLING_SETS[couplings]
     terms: list[Term] = []
@@ -125,7 +142,7 @@ def sensor_layout(
         readout = {"cluster": (0, 0), "ferromagnet": (0, 1), "paramagnet": (1, 1)}
     outputs = {}
     for name, bits in readout.items():
-        if len(bits) != len(sensor):
-            raise ProblemError(f"readout {name!r} needs {len(sensor)} bits, got {list(bits)}")
+        if isinstance(bits, str) or len(bits) != len(sensor):
+            raise ProblemError(f"readout {name!r} needs {len(sensor)} bits, got {bits!r}")
         outputs[name] = PauliSum.projector(dict(zip(sensor, bits, strict=True)))
-    return SensorLayout(tuple(terms), tuple(names), np.array(kinds, dtype=bool), outputs)
+    return SensorLayout(tuple(terms), tuple(names), readonly(np.array(kinds, dtype=bool)), outputs)
