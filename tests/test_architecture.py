@@ -160,7 +160,9 @@ def test_registry_names():
 def test_every_estimator_returns_a_well_formed_record(name):
     system, values = random_system(n_qubits=4, seed=3, cost=True)
     loss = None if name == "cost_observable" else MeanSquaredError([0.6, -0.2])
-    rec = estimate_gradient(system, values, loss, estimator=name)
+    # one-sided estimates at the default nudge are 12 % off on this system and warn about it
+    # (tests/test_backends.py checks that warning); this test is about the record's shape
+    rec = estimate_gradient(system, values, loss, estimator=name, warn_window=False)
     p = len(system.trainable)
     n_out = 1 if loss is None else len(system.outputs)
     assert isinstance(rec, GradientRecord)

@@ -140,7 +140,10 @@ def test_expectation_loss_has_error_signal_minus_one() -> None:
     obj = MultiPointObjective(
         [Point("chain", _system(), {"g_zxz": -0.5})], expectation_loss("chain"), ["g_x", "g_zz"]
     )
-    rec = estimate_objective_gradient(obj, (0.9, 0.9), options=GradientOptions(nudge=0.1))
+    # the paper's one-sided nudge 0.1 mixes the state by a ratio 0.39 here, beyond the 10 % window
+    # (warned about by default); this test is about the error signal
+    opts = GradientOptions(nudge=0.1, warn_window=False)
+    rec = estimate_objective_gradient(obj, (0.9, 0.9), options=opts)
     assert rec.error_signals["chain"].tolist() == [-1.0]
     assert rec.loss == pytest.approx(-rec.outputs["chain"][0])
     assert rec.solves == 2 and rec.explicit.tolist() == [0.0, 0.0]

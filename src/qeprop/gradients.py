@@ -28,33 +28,38 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import scipy.sparse.linalg as spla
 
-from .errors import ConvergenceError, NudgeWindowWarning, ProblemError
+from . import checks
+from .errors import NudgeWindowWarning, ProblemError
 from .hamiltonian import ParametrisedHamiltonian
-from .losses import Loss
-from .measurement import (
-    SHOT_MODELS,
-    Estimate,
-    measure,
-    string_expectations,
-    string_expectations_many,
-)
-from .solvers import StateSpec, solve
-from .solvers.exact import blas_threads
+from .losses import Loss, bind_outputs
+from .measurement import SHOT_MODELS, Estimate, measure, string_expectations_many
+from .solvers import StateSpec, engine_for, linear_response, solve
 from .states import Equilibrium
 from .system import COST_NUDGE, QEPSystem
 
 __all__ = [
     "ESTIMATORS",
+    "NUDGED_VARIANTS",
     "GradientOptions",
     "GradientRecord",
+    "GradientRun",
+    "check_no_shots",
     "estimate_gradient",
+    "needs_free_couplings",
+    "point_derivatives",
     "response",
+    "shot_tolerance",
     "susceptibility",
 ]
 
 _VARIANTS = ("positive", "negative", "centered")
+#: largest nudge β accepted (β ε must stay far from overflow in ν = β ε)
+MAX_NUDGE = 1e8
+#: smallest finite-difference step accepted
+MIN_FD_STEP = 1e-10
+#: most shots per observable (counts beyond 2**53 are not exact in floating point)
+MAX_SHOTS = 10**15
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,9 @@ class GradientRecord:
     degeneracy : int
         Number of states in the free equilibrium's manifold (1: a pure, non-degenerate state;
         for a thermal state, the number of eigenvectors).
+    backend : str
+        The equilibrium backend that prepared the free state (``dense``, ``sparse``,
+        ``matrix-free``).
     """
 
     gradient: np.ndarray
@@ -102,6 +110,7 @@ class GradientRecord:
     output_names: tuple[str, ...]
     gap: float
     degeneracy: int = 1
+    backend: str = ""
 
     def gradient_dict(self) -> dict[str, float]:
         return {p: float(g) for p, g in zip(self.params, self.gradient, strict=True)}
@@ -154,31 +163,69 @@ class GradientOptions:
     warn_window: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("nudge", "fd_step"):
-            v = getattr(self, name)
-            if (
-                isinstance(v, bool)
-                or not isinstance(v, int | float)
-                or not np.isfinite(v)
-                or v <= 0
-            ):
-                raise ProblemError(f"{name} must be a finite number > 0, got {v!r}")
-        if self.variant not in _VARIANTS:
+        setattr_ = object.__setattr__
+        setattr_(self, "nudge", checks.positive_real(self.nudge, "nudge", maximum=MAX_NUDGE))
+        h = checks.positive_real(self.fd_step, "fd_step")
+        if h < MIN_FD_STEP:
             raise ProblemError(
-                f"unknown nudging variant {self.variant!r}; choose one of {list(_VARIANTS)}"
+                f"must be at least {MIN_FD_STEP:g}: differences of the loss are exact only to "
+                f"about 1e-15 |L| (rounding) plus the solver tolerance, so a step of {h:g} "
+                "returns noise or zero",
+                where="fd_step",
             )
-        if self.shot_model not in SHOT_MODELS:
+        setattr_(self, "fd_step", h)
+        checks.choice(self.variant, _VARIANTS, "variant")
+        checks.choice(self.shot_model, SHOT_MODELS, "shot_model")
+        if self.shots is not None:
+            setattr_(self, "shots", checks.positive_int(self.shots, "shots", maximum=MAX_SHOTS))
+        setattr_(self, "noisy_outputs", checks.boolean(self.noisy_outputs, "noisy_outputs"))
+        setattr_(self, "warn_window", checks.boolean(self.warn_window, "warn_window"))
+        state = self.state
+        if isinstance(state, Mapping):
+            try:
+                state = StateSpec(**state)
+            except TypeError as e:
+                raise ProblemError(f"not a valid state specification: {e}", where="state") from None
+        if not isinstance(state, StateSpec):
             raise ProblemError(
-                f"unknown shot model {self.shot_model!r}; choose one of {list(SHOT_MODELS)}"
+                f"must be a StateSpec or a mapping of its fields, got {checks.shown(state)}",
+                where="state",
             )
-        if self.shots is not None and (
-            isinstance(self.shots, bool) or not isinstance(self.shots, int) or self.shots < 1
-        ):
-            raise ProblemError(f"shots must be a positive integer or None, got {self.shots!r}")
+        setattr_(self, "state", state)
 
 
-class _Run:
-    """Book-keeping of one estimate: solves, measurements, counters."""
+#: loosest relative residual a shot-limited solve is allowed
+_SHOT_TOL_CAP = 1e-6
+
+
+def shot_tolerance(spec: StateSpec, shots: int | None, free: Sequence[Equilibrium]) -> StateSpec:
+    """``spec`` with the Lanczos tolerance a state measured with ``shots`` needs.
+
+    A relative residual ``tol`` leaves an eigenvector error of about ``tol max(1, |E|) / δ``
+    and an error ``2 ||A|| tol max(1, |E|) / δ`` in ``⟨A⟩``; ``M`` shots resolve ``⟨A⟩`` only to
+    ``||A|| / √M``. Nudged states (warm-started from their free states ``free``, whose gaps
+    ``δ`` and energies are known) are therefore solved to
+    ``tol = min(1e-6, 0.005 δ / (√M max(1, |E|)))`` — a solver error 200 times below the shot
+    noise — unless ``spec.tol`` is already looser. Exact runs (``shots=None``) keep ``spec``.
+    """
+    if shots is None or not free:
+        return spec
+    bounds = []
+    for st in free:
+        if not np.isfinite(st.gap) or st.gap <= 0:
+            return spec
+        bounds.append(0.005 * st.gap / (np.sqrt(shots) * max(1.0, abs(st.energy))))
+    tol = min(_SHOT_TOL_CAP, min(bounds))
+    return spec if tol <= spec.tol else spec.with_(tol=float(tol))
+
+
+class GradientRun:
+    """Book-keeping of one gradient estimate at one parameter vector: solves, measurements,
+    counters, and the operators QEP reads out (outputs or cost) and nudges.
+
+    ``values`` is the parameter vector of ``system.full`` (nudges zero). The estimator pipeline
+    (:func:`point_derivatives`) and the multi-point objective drive it.
+    """
 
     def __init__(
         self,
@@ -191,7 +238,7 @@ class _Run:
         self.system = system
         self.h = system.full
         self.values = values
-        self.loss = loss
+        self.loss = loss if loss is None else bind_outputs(loss, system.outputs)
         self.opts = opts
         self.rng = rng
         self.preparations = 0
@@ -207,8 +254,13 @@ class _Run:
 
     # -------------------------------------------------------------- equilibria and measurements
     def solve(self, values: np.ndarray, guess: Equilibrium | None = None) -> Equilibrium:
+        """The equilibrium at ``values``; a nudged one (``guess`` = its free state) to the
+        tolerance its shots need (:func:`shot_tolerance`)."""
         self.solves += 1
-        return solve(self.h, values, self.opts.state, guess)
+        spec = self.opts.state
+        if guess is not None:
+            spec = shot_tolerance(spec, self.opts.shots, [guess])
+        return solve(self.h, values, spec, guess)
 
     def _record(self, est: Estimate, exact_prep: bool) -> Estimate:
         if est.shots:
@@ -316,30 +368,50 @@ class _Run:
             output_names=tuple(names),
             gap=float(free.gap),
             degeneracy=free.degeneracy,
+            backend=free.backend,
         )
 
-    def check_window(self, free: Equilibrium, eps: np.ndarray, beta: float) -> None:
-        """Warn if ``β|ε|`` leaves ``max(eps, tol) ||H|| / δ  <<  β|ε|  <<  δ``."""
+    def check_window(
+        self, free: Equilibrium, eps: np.ndarray, beta: float, centered: bool = False
+    ) -> float | None:
+        """Warn if the nudge ``β B`` (``B = Σ_l ε_l O_l``) leaves the window where it estimates;
+        return the mixing ratio ``r`` (``None`` when the check is off).
+
+        The nudge mixes the state with the levels above it with amplitude
+        ``r ≈ β||(H - E)^+ Q B ψ||``, at most ``β||Q B ψ|| / δ`` (``Q`` projects out the manifold,
+        ``δ`` is the gap; for a thermal state ``max(δ, T)``).
+        A one-sided estimate errs by ``β ⟨A⟩''/2``, which is about ``r/2`` of the response's
+        natural size ``||A|| ||QBψ|| / δ``: it warns at ``r ≥ 0.1``. (Relative to the gradient
+        itself the error is larger when the gradient is much smaller than that natural size;
+        the centred estimate, checked a posteriori by :meth:`check_asymmetry`, does not have this
+        blind spot.) A centred estimate warns beforehand only when ``r ≥ 1`` (no longer a
+        perturbation). ``||QBψ||/δ`` is refined with the levels computed above the manifold
+        (:func:`_first_order_size`): a symmetry that keeps ``B`` from coupling the nearest level
+        lets a larger nudge pass. Both warn when the nudge is below the solver-noise floor
+        ``10 tol ||H|| / δ``.
+        """
         if not self.opts.warn_window:
-            return
-        ops = list(self.system.outputs.values())
-        if self.cost_mode and self.system.cost is not None:
-            ops = [self.system.cost]
-        strength = beta * sum(abs(e) * op.norm_bound() for e, op in zip(eps, ops, strict=True))
-        if strength == 0:
-            return
+            return None
+        bpsi = np.asarray(engine_for(self.h, free).apply(self.nudge_operator(eps), free.vectors))
         scale = free.gap if free.kind != "thermal" else max(free.gap, free.temperature or 0.0)
+        if not np.isfinite(scale) or scale <= 0:
+            return 0.0
         noise = max(np.finfo(float).eps, self.opts.state.tol) * self.h.norm_bound(self.values)
-        low = 10 * noise / scale if np.isfinite(scale) else 0.0
-        if strength >= scale and self._decoupled(free, eps, beta):
-            return
-        if strength >= scale:
+        low = 10 * noise / scale
+        ratio = beta * _first_order_size(free, bpsi, scale, low)
+        if ratio == 0:
+            return 0.0
+        strength = ratio * scale
+        limit = 1.0 if centered else 0.1
+        if ratio >= limit and self.opts.shots is not None:
+            what = "centred" if centered else "one-sided"
             warnings.warn(
-                f"nudge strength β|ε| ≈ {strength:.3g} is not small compared with the gap "
-                f"{scale:.3g}: the estimate is no longer a derivative (it saturates near 1/β for a "
-                "near-degenerate pair); lower the nudge or use degeneracy='mixture'",
+                f"nudge strength β||QBψ|| ≈ {strength:.3g} is not small compared with the gap "
+                f"{scale:.3g} (ratio {ratio:.2g}): the {what} estimate is no longer a derivative "
+                "to 10 %; lower the nudge (or use degeneracy='mixture' for a near-degenerate "
+                "pair)",
                 NudgeWindowWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
         elif strength <= low:
             warnings.warn(
@@ -347,33 +419,104 @@ class _Run:
                 f"≈ {low:.3g} (tolerance x ||H|| / gap): the difference of expectation values is "
                 "dominated by solver error; raise the nudge or tighten the tolerance",
                 NudgeWindowWarning,
-                stacklevel=4,
+                stacklevel=5,
+            )
+        return ratio
+
+    def check_asymmetry(
+        self,
+        free: Equilibrium,
+        upper: np.ndarray,
+        lower: np.ndarray,
+        beta: float,
+        ratio: float,
+        centered: bool,
+    ) -> None:
+        """Warn if an exact nudged estimate is off by more than 10 % (a posteriori).
+
+        ``upper = (⟨A⟩_{+βs} - ⟨A⟩_0)/β`` and ``lower = (⟨A⟩_0 - ⟨A⟩_{-βs})/β`` are the two
+        one-sided estimates; they differ by ``β A2`` (``A2`` the second derivative of ``⟨A⟩``),
+        so ``e1 = ||upper - lower|| / 2||g||`` is the measured relative error of a one-sided
+        estimate (``||g||`` replaced by the halves' size where the gradient vanishes by
+        symmetry). The centred one errs by ``β² A3 / 6`` (third derivative), about ``e1 r / 3``
+        with the mixing ratio ``r`` of :meth:`check_window` (each further derivative brings a
+        factor ``||QBψ||/δ``). On chain-plus-sensor and random problems this overestimates the
+        error measured against linear response by 3-10×. Differences within the solver noise
+        ``10 tol ||H|| ||A|| / (δ β)`` are not held against it (a gradient that vanishes by
+        symmetry is all noise).
+        """
+        g = 0.5 * (upper + lower)
+        size = float(np.linalg.norm(g))
+        if size == 0 or not np.isfinite(size):
+            return
+        gap = free.gap if np.isfinite(free.gap) and free.gap > 0 else 1.0
+        a_norm = float(np.max(np.sum(np.abs(self.train_coef), axis=1)))
+        noise = 10 * max(self.opts.state.tol, np.finfo(float).eps) * self.h.norm_bound(self.values)
+        noise *= a_norm * np.sqrt(len(g)) / (gap * beta)
+        diff = float(np.linalg.norm(upper - lower))
+        if diff <= noise:
+            return
+        # relative to the gradient, or to its one-sided halves where it vanishes by symmetry
+        ref = max(size, 0.5 * float(np.linalg.norm(upper) + np.linalg.norm(lower)))
+        err = diff / (2.0 * ref)
+        if centered:
+            err *= ratio / 3.0
+        if err > 0.1:
+            what = "centred" if centered else "one-sided"
+            warnings.warn(
+                f"the nudge is not small compared with the gap: the {what} estimate is off by "
+                f"≈ {100 * min(err, 9.99):.0f} % (measured from the asymmetry of ⟨A⟩ under ±β); "
+                "lower the nudge",
+                NudgeWindowWarning,
+                stacklevel=5,
             )
 
-    def _decoupled(self, free: Equilibrium, eps: np.ndarray, beta: float) -> bool:
-        """Whether the nudge does not mix the state with the levels computed above it.
 
-        A symmetry of the nudge operator ``B`` (e.g. a parity it conserves) can make the nearest
-        level irrelevant, however small the gap ``δ`` to it. The coupling
-        ``c = max |⟨above|B|ψ⟩|`` counts as zero when it is within the eigenvector error
-        ``10 tol ||H|| / δ`` (times ``||Bψ||``) or mixes weakly, ``β c / δ < 0.01``.
-        """
-        if free.kind == "thermal" or free.above is None or free.above.shape[1] == 0:
-            return False
-        b = self.h.operator_matrix(self.nudge_operator(eps))
-        bv = b @ free.vectors
-        size = float(np.linalg.norm(bv))
-        if size == 0 or not np.isfinite(free.gap) or free.gap <= 0:
-            return False
-        coupling = float(np.max(np.abs(free.above.conj().T @ bv)))
-        noise = 10 * max(self.opts.state.tol, np.finfo(float).eps)
-        noise *= self.h.norm_bound(self.values) / free.gap
-        return coupling <= max(1e-8, noise) * size or beta * coupling / free.gap < 1e-2
+def _first_order_size(
+    free: Equilibrium, bpsi: np.ndarray, gap: float, vector_error: float = 0.0
+) -> float:
+    """An upper bound on ``||(H - E)^+ Q B ψ||``: the first-order change of the state per unit
+    nudge (``Q`` projects out the manifold; weighted over the manifold's vectors).
+
+    With the levels ``n`` computed above the manifold (energies ``E_n``), their share is exact,
+    ``Σ_n |⟨n|Bψ⟩|² / (E_n - E)²``, and the rest of ``||QBψ||²`` lies at least as far up as the
+    highest of them; without them, ``||QBψ|| / δ``. A nudge that a symmetry keeps from coupling
+    the nearest level is thus judged by the levels it does couple; when none of the computed
+    levels couples, the distance to those that do is unknown and the size counts as zero (no
+    warning). Couplings below ``max(1e-8, vector_error) ||QBψ||`` (the eigenvector error
+    ``10 tol ||H|| / δ``) count as zero. Thermal states: ``||Bψ|| / max(δ, T)``.
+    """
+    w = free.weights
+    if free.kind == "thermal":
+        return float(np.sqrt(np.sum(w * np.sum(np.abs(bpsi) ** 2, axis=0)))) / gap
+    proj = bpsi - free.vectors @ (free.vectors.conj().T @ bpsi)
+    total2 = float(np.sum(w * np.sum(np.abs(proj) ** 2, axis=0)))
+    above = free.above
+    if above is None or above.shape[1] == 0:
+        return float(np.sqrt(total2)) / gap
+    e_above = free.spectrum[free.degeneracy : free.degeneracy + above.shape[1]]
+    dist = np.maximum(e_above - float(np.mean(free.energies)), gap)
+    c2 = np.sum(w * np.abs(above.conj().T @ proj) ** 2, axis=1)
+    # couplings within the eigenvectors' own error are zero
+    c2 = np.where(c2 <= max(1e-8, vector_error) ** 2 * total2, 0.0, c2)
+    if float(c2.sum()) == 0.0:
+        # no computed level couples (a symmetry of B): the levels it does couple lie above
+        # them, at an unknown distance; judge by the first-order change alone (as zero here)
+        return 0.0
+    rest2 = max(total2 - float(c2.sum()), 0.0)
+    return float(np.sqrt(np.sum(c2 / dist**2) + rest2 / dist[-1] ** 2))
 
 
-# ------------------------------------------------------------------------------ estimators
+# ------------------------------------------------------------------------------ the pipeline
 #: nudge signs of the two equilibria whose ⟨A_j⟩ are differenced, per variant
 _SIGNS = {"positive": (1, 0), "negative": (0, -1), "centered": (1, -1)}
+#: the nudging variants (and the names of their estimators)
+NUDGED_VARIANTS = tuple(_SIGNS)
+
+#: ``(runs, nudged parameter vectors (n, P), warm starts) -> nudged equilibria``
+NudgedSolver = Callable[
+    [Sequence[GradientRun], np.ndarray, Sequence[Equilibrium]], list[Equilibrium]
+]
 
 
 def _difference(hi: Estimate, lo: Estimate, width: float) -> tuple[np.ndarray, np.ndarray]:
@@ -381,48 +524,158 @@ def _difference(hi: Estimate, lo: Estimate, width: float) -> tuple[np.ndarray, n
     return (hi.mean - lo.mean) / width, np.sqrt(hi.stderr**2 + lo.stderr**2) / width
 
 
-def _nudged_difference(
-    run: _Run, variant: str, free: Equilibrium, a0: Estimate | None, eps: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """``Σ_l ε_l ∂y_l/∂θ_j`` from nudged equilibria ``ν = ±βε`` (warm-started from ``free``).
+def _solve_each(
+    runs: Sequence[GradientRun], values: np.ndarray, warm: Sequence[Equilibrium]
+) -> list[Equilibrium]:
+    """Nudged equilibria one by one, each warm-started from its free state."""
+    return [run.solve(v, guess=g) for run, v, g in zip(runs, values, warm, strict=True)]
 
-    ``a0`` is ``⟨A_j⟩`` of the free equilibrium (needed by one-sided variants). Returns the
-    estimate and its standard error, shapes ``(P,)``.
+
+def needs_free_couplings(estimator: str) -> bool:
+    """Whether ``estimator`` differences against ``⟨A_j⟩`` of the free state (one-sided)."""
+    return estimator in _SIGNS and 0 in _SIGNS[estimator]
+
+
+def point_derivatives(
+    runs: Sequence[GradientRun],
+    frees: Sequence[Equilibrium],
+    a0s: Sequence[Estimate | None],
+    signals: Sequence[np.ndarray],
+    estimator: str,
+    solve_nudged: NudgedSolver | None = None,
+    string_values: Callable[[list[Equilibrium]], np.ndarray] | None = None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``Σ_l s_l ∂y_l/∂θ_j`` at each prepared free equilibrium, and its standard error.
+
+    The one estimator pipeline behind single, batched and multi-point gradients: after the free
+    phase (``frees``, with ``⟨A_j⟩_0`` in ``a0s`` for one-sided variants) and the error signals
+    ``s`` (``ε = ∂L/∂y``, or a rescaled one), every point is nudged with ``ν = ±β s`` (warm-started
+    from its free state) and ``⟨A_j⟩`` is differenced:
+
+    ``positive``   ``(⟨A⟩_{+βs} - ⟨A⟩_0) / β``,
+    ``negative``   ``(⟨A⟩_0 - ⟨A⟩_{-βs}) / β``,
+    ``centered``   ``(⟨A⟩_{+βs} - ⟨A⟩_{-βs}) / 2β``,
+    ``linear_response``  the exact ``β → 0`` limit (the backend's linear response; no error).
+
+    All nudged equilibria are prepared first (``solve_nudged``: one batch for all points and
+    signs, or one by one), then measured sign by sign, point by point, so that shot noise is drawn
+    in the same order whichever solver ran. A point whose signal vanishes gets zeros.
+
+    Parameters
+    ----------
+    runs, frees, a0s, signals:
+        Per point: its :class:`GradientRun`, free equilibrium, ``⟨A_j⟩_0`` (or ``None``) and signal
+        ``(L,)``.
+    estimator:
+        ``"positive"``, ``"negative"``, ``"centered"`` or ``"linear_response"``.
+    solve_nudged:
+        How to prepare the nudged equilibria (default: one by one with the runs' solver).
+    string_values:
+        ``⟨P_s⟩`` of many states at once (e.g. :func:`qeprop.measurement.string_expectations_many`).
+
+    Returns
+    -------
+    list of ``(gradient (P,), stderr (P,))``, one per point.
+    """
+    out: list[tuple[np.ndarray, np.ndarray]] = [
+        (np.zeros(len(r.train_coef)), np.zeros(len(r.train_coef))) for r in runs
+    ]
+    active = [i for i, s in enumerate(signals) if np.any(s) and len(runs[i].train_coef)]
+    if estimator == "linear_response":
+        for i in active:
+            run = runs[i]
+            grad = linear_response(
+                run.h, run.values, frees[i], run.train_coef, run.nudge_operator(signals[i]),
+                run.opts.state,
+            )  # fmt: skip
+            out[i] = (grad, np.zeros(len(grad)))
+        return out
+    signs = _SIGNS[estimator]
+    nudges = [s for s in signs if s != 0]
+    if not active:
+        return out
+    ratios = [
+        runs[i].check_window(frees[i], signals[i], runs[i].opts.nudge, estimator == "centered")
+        for i in active
+    ]
+    act_runs = [runs[i] for i in active]
+    values = np.array(
+        [
+            runs[i].values + s * runs[i].opts.nudge * runs[i].direction(signals[i])
+            for s in nudges
+            for i in active
+        ]
+    )
+    if not np.all(np.isfinite(values)):
+        worst = max(active, key=lambda i: float(np.max(np.abs(signals[i]))))
+        raise ProblemError(
+            f"the nudge ν = β ε overflows: β = {runs[worst].opts.nudge:g} times an error signal "
+            f"of size {float(np.max(np.abs(signals[worst]))):.3g}; lower the nudge or check the "
+            "loss target",
+            where="nudge",
+        )
+    warm = [frees[i] for _ in nudges for i in active]
+    solver = solve_nudged or _solve_each
+    states = solver(act_runs * len(nudges), values, warm)
+    ps = string_values(states) if string_values is not None else [None] * len(states)
+    measured: dict[int, list[Estimate]] = {}
+    for k, s in enumerate(nudges):
+        measured[s] = []
+        for j, i in enumerate(active):
+            run = runs[i]
+            n = k * len(active) + j
+            zeros = np.zeros(len(run.train_coef))
+            measured[s].append(
+                run.measure(
+                    states[n], zeros, run.train_coef, run.opts.shots is not None, True, ps[n]
+                )
+            )
+    if 0 in signs:
+        measured[0] = [a0s[i] for i in active]  # type: ignore[misc]
+    for j, i in enumerate(active):
+        if ratios[j] is not None and runs[i].opts.shots is None:
+            _check_linear_regime(runs[i], frees[i], signals[i], measured, signs, j, ratios[j])
+    for j, i in enumerate(active):
+        beta = runs[i].opts.nudge
+        out[i] = _difference(
+            measured[signs[0]][j], measured[signs[1]][j], (signs[0] - signs[1]) * beta
+        )
+    return out
+
+
+def _check_linear_regime(
+    run: GradientRun,
+    free: Equilibrium,
+    signal: np.ndarray,
+    measured: dict[int, list[Estimate]],
+    signs: tuple[int, int],
+    j: int,
+    ratio: float | None,
+) -> None:
+    """A posteriori check of an exact nudged estimate (see :meth:`GradientRun.check_asymmetry`).
+
+    Needs ``⟨A⟩`` at ``0`` and at both ``±βs``: the centred estimate has the nudged ones and
+    reads ``⟨A⟩_0`` off the free state; a one-sided one solves the mirrored nudge as well. These
+    are diagnostics of an exact (simulated) estimate: they are neither preparations nor counted
+    solves, and they are skipped with ``warn_window=False`` (training loops).
     """
     beta = run.opts.nudge
-    noisy = run.opts.shots is not None
-    signs = _SIGNS[variant]
-    p = len(run.train_coef)
-    run.check_window(free, eps, beta)
-    direction = run.direction(eps)
-    a: dict[int, Estimate] = {}
-    for s in signs:
-        if s == 0:
-            assert a0 is not None
-            a[s] = a0
-            continue
-        st = run.solve(run.values + s * beta * direction, guess=free)
-        a[s] = run.measure(st, np.zeros(p), run.train_coef, noisy, new_prep=True)
-    return _difference(a[signs[0]], a[signs[1]], (signs[0] - signs[1]) * beta)
+    zeros = np.zeros(len(run.train_coef))
+    a: dict[int, np.ndarray] = {s: measured[s][j].mean for s in signs if s != 0}
+    a0 = measured[0][j].mean if 0 in signs else None
+    if a0 is None:
+        a0 = measure(run.h, free, zeros, run.train_coef).mean
+    for s in (1, -1):
+        if s not in a:
+            spec = shot_tolerance(run.opts.state, None, [free])
+            st = solve(run.h, run.values + s * beta * run.direction(signal), spec, free)
+            a[s] = measure(run.h, st, zeros, run.train_coef).mean
+    run.check_asymmetry(
+        free, (a[1] - a0) / beta, (a0 - a[-1]) / beta, beta, ratio or 0.0, 0 not in signs
+    )
 
 
-def _point_derivative(
-    run: _Run, estimator: str, free: Equilibrium, a0: Estimate | None, eps: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """``Σ_l ε_l ∂y_l/∂θ_j`` at the prepared equilibrium ``free`` and its standard error.
-
-    ``estimator`` is ``"linear_response"`` (exact, zero error) or a nudging variant of
-    :data:`_SIGNS` (see :func:`_nudged_difference`).
-    """
-    if estimator == "linear_response":
-        grad = response(
-            run.h, run.values, free, run.train_coef, run.nudge_operator(eps), run.opts.state
-        )
-        return grad, np.zeros(len(grad))
-    return _nudged_difference(run, estimator, free, a0, eps)
-
-
-def _check_no_shots(opts: GradientOptions) -> None:
+def check_no_shots(opts: GradientOptions) -> None:
     if opts.shots is not None:
         raise ProblemError(
             "linear_response is the exact β -> 0 gradient and cannot use shots; "
@@ -430,102 +683,58 @@ def _check_no_shots(opts: GradientOptions) -> None:
         )
 
 
-def _nudged(run: _Run, variant: str, name: str) -> GradientRecord:
-    beta = run.opts.nudge
-    free = run.solve(run.values)
-    y, a0 = run.free_phase(free, need_a=0 in _SIGNS[variant])
-    loss, eps = run.evaluate(y)
-    p = len(run.train_coef)
-    if not np.any(eps):
-        return run.record(name, np.zeros(p), np.zeros(p), y, loss, eps, free, beta)
-    grad, se = _nudged_difference(run, variant, free, a0, eps)
-    return run.record(name, grad, se, y, loss, eps, free, beta)
+def _gradient_records(
+    runs: Sequence[GradientRun],
+    frees: Sequence[Equilibrium],
+    name: str,
+    variant: str,
+    solve_nudged: NudgedSolver | None = None,
+    string_values: Callable[[list[Equilibrium]], np.ndarray] | None = None,
+) -> list[GradientRecord]:
+    """Free phase, error signal, nudged phase(s), difference: one record per run."""
+    need_a = needs_free_couplings(variant)
+    ys, a0s, losses, epss = [], [], [], []
+    free_ps = string_values(list(frees)) if string_values is not None else [None] * len(frees)
+    for run, free, ps in zip(runs, frees, free_ps, strict=True):
+        y, a0 = run.free_phase(free, need_a=need_a, string_values=ps)
+        loss, eps = run.evaluate(y)
+        ys.append(y)
+        a0s.append(a0)
+        losses.append(loss)
+        epss.append(eps)
+    derivs = point_derivatives(runs, frees, a0s, epss, variant, solve_nudged, string_values)
+    nudge = None if variant == "linear_response" else runs[0].opts.nudge if runs else None
+    return [
+        run.record(name, g, se, y, loss, eps, free, nudge)
+        for run, (g, se), y, loss, eps, free in zip(
+            runs, derivs, ys, losses, epss, frees, strict=True
+        )
+    ]
 
 
-def _positive(run: _Run) -> GradientRecord:
+def _nudged(run: GradientRun, variant: str, name: str) -> GradientRecord:
+    return _gradient_records([run], [run.solve(run.values)], name, variant)[0]
+
+
+def _positive(run: GradientRun) -> GradientRecord:
     return _nudged(run, "positive", "positive")
 
 
-def _negative(run: _Run) -> GradientRecord:
+def _negative(run: GradientRun) -> GradientRecord:
     return _nudged(run, "negative", "negative")
 
 
-def _centered(run: _Run) -> GradientRecord:
+def _centered(run: GradientRun) -> GradientRecord:
     return _nudged(run, "centered", "centered")
 
 
-def _cost_observable(run: _Run) -> GradientRecord:
+def _cost_observable(run: GradientRun) -> GradientRecord:
     if not run.cost_mode:
         raise ProblemError(
             "the cost_observable estimator needs a cost observable C as the loss "
             "(loss kind 'observable'); use positive/negative/centered for a loss of the outputs"
         )
     return _nudged(run, run.opts.variant, "cost_observable")
-
-
-def _solve_shifted(
-    ham: ParametrisedHamiltonian,
-    values: np.ndarray,
-    state: Equilibrium,
-    k: int,
-    rhs: np.ndarray,
-    spec: StateSpec,
-) -> np.ndarray:
-    """``φ = (H - E_k)^+ rhs`` on the complement of the state's manifold (MINRES or dense)."""
-    h = ham.sparse(values)
-    manifold = state.vectors
-    ek = state.energies[k]
-    if spec.use_dense(ham.dim) and ham.dim <= 4096:
-        with blas_threads(spec.blas_threads, ham.dim):
-            ev, vec = np.linalg.eigh(h.toarray())
-        c = vec.conj().T @ rhs
-        denom = ev - ek
-        keep = np.abs(denom) > max(spec.degeneracy_tol, 1e-12)
-        # levels inside the manifold are excluded (rhs is orthogonal to them)
-        overlap = np.sum(np.abs(vec.conj().T @ manifold) ** 2, axis=1)
-        keep &= overlap < 0.5
-        phi = vec[:, keep] @ (c[keep] / denom[keep])
-    else:
-        count = [0]
-        d = ham.dim
-        cplx = np.iscomplexobj(rhs) or np.iscomplexobj(manifold) or h.dtype.kind == "c"
-
-        def shifted(v: np.ndarray) -> np.ndarray:
-            w = h @ v - ek * v
-            return w - manifold @ (manifold.conj().T @ w)
-
-        def mv(v: np.ndarray) -> np.ndarray:
-            count[0] += 1
-            if not cplx:
-                return shifted(v)
-            # complex Hermitian system as a real symmetric one of twice the size
-            w = shifted(v[:d] + 1j * v[d:])
-            return np.concatenate([w.real, w.imag])
-
-        n_real = 2 * d if cplx else d
-        op = spla.LinearOperator((n_real, n_real), matvec=mv, dtype=np.float64)
-        b = np.concatenate([rhs.real, rhs.imag]) if cplx else rhs.real
-        sol, info = spla.minres(op, b, rtol=min(1e-12, spec.tol), maxiter=20 * d)
-        if info != 0:
-            raise ConvergenceError(
-                f"MINRES for the linear-response equation did not converge (info={info}, "
-                f"{count[0]} iterations); the gap above the state may be too small"
-            )
-        phi = sol[:d] + 1j * sol[d:] if cplx else sol
-    return phi - manifold @ (manifold.conj().T @ phi)
-
-
-def susceptibility_weights(state: Equilibrium) -> np.ndarray:
-    """``K_mn = (p_m - p_n) / (E_m - E_n)`` (``-p_m / T`` for ``E_m = E_n``) of a Gibbs state."""
-    e = state.energies
-    p = state.weights
-    t = float(state.temperature)  # type: ignore[arg-type]
-    lo_p = np.where(e[:, None] <= e[None, :], p[:, None], p[None, :])  # weight of the lower level
-    gap = np.abs(e[:, None] - e[None, :])
-    x = gap / t
-    with np.errstate(invalid="ignore", divide="ignore"):
-        g = np.where(x > 1e-8, -np.expm1(-x) / np.where(x > 0, x, 1.0), 1.0 - x / 2)
-    return -lo_p * g / t
 
 
 def response(
@@ -538,45 +747,20 @@ def response(
 ) -> np.ndarray:
     """Exact ``d⟨A_i⟩/dλ`` at ``λ = 0`` for ``H(values) + λ B`` in the equilibrium ``free``.
 
-    ``a_coef`` is ``(n_ops, n_strings)``, ``b_coef`` is ``(n_strings,)``.
-
-    * Pure state or equal-weight manifold: ``dψ_k = -(H - E_k)^+ Q B ψ_k`` (``Q`` projects out the
-      manifold), so ``d⟨A⟩ = -2 Re Σ_k w_k ⟨φ_k|A|ψ_k⟩`` with ``φ_k = (H - E_k)^+ Q B ψ_k``: one
-      linear solve per manifold vector, whatever the number of observables.
-    * Gibbs state: ``χ_AB = Σ_mn A_nm B_mn K_mn + ⟨A⟩⟨B⟩/T = Tr(A W) + ⟨A⟩⟨B⟩/T`` with
-      ``W = V (K ∘ V†BV) V†`` and ``K`` from :func:`susceptibility_weights`.
+    ``a_coef`` is ``(n_ops, n_strings)``, ``b_coef`` is ``(n_strings,)``; answered by the state's
+    backend (:func:`qeprop.solvers.linear_response`, formulas in :mod:`qeprop.solvers.response`).
     """
-    if free.kind == "thermal":
-        v = free.vectors
-        with blas_threads(spec.blas_threads, ham.dim):
-            b_eig = v.conj().T @ (ham.operator_matrix(b_coef) @ v)
-            w = v @ (susceptibility_weights(free) * b_eig) @ v.conj().T
-        tr = ham.structure.string_traces(w).real
-        ps = string_expectations(ham, free)
-        return a_coef @ tr + (a_coef @ ps) * (b_coef @ ps) / float(free.temperature)  # type: ignore[arg-type]
-    bop = ham.operator_matrix(b_coef)
-    phis = np.empty_like(free.vectors, dtype=np.result_type(free.vectors, bop.dtype))
-    for k in range(free.degeneracy):
-        rhs = bop @ free.vectors[:, k]
-        rhs = rhs - free.vectors @ (free.vectors.conj().T @ rhs)
-        phis[:, k] = _solve_shifted(ham, values, free, k, rhs, spec)
-    elems = ham.structure.string_matrix_elements(
-        phis, free.vectors.astype(phis.dtype), free.weights
-    )
-    return -2.0 * (a_coef @ elems.real)
+    return linear_response(ham, values, free, a_coef, b_coef, spec)
 
 
-def _linear_response(run: _Run) -> GradientRecord:
-    _check_no_shots(run.opts)
-    free = run.solve(run.values)
-    ri, rc = run.readout_ops()
-    y = run.measure(free, ri, rc, False, new_prep=True)
-    loss, eps = run.evaluate(y)
-    grad, se = _point_derivative(run, "linear_response", free, None, eps)
-    return run.record("linear_response", grad, se, y, loss, eps, free, None)
+def _linear_response(run: GradientRun) -> GradientRecord:
+    check_no_shots(run.opts)
+    return _gradient_records([run], [run.solve(run.values)], "linear_response", "linear_response")[
+        0
+    ]
 
 
-def _finite_difference(run: _Run) -> GradientRecord:
+def _finite_difference(run: GradientRun) -> GradientRecord:
     h_step = run.opts.fd_step
     noisy = run.opts.shots is not None
     free = run.solve(run.values)
@@ -602,7 +786,7 @@ def _finite_difference(run: _Run) -> GradientRecord:
     return run.record("finite_difference", grad, se, y, loss, eps, free, None)
 
 
-Estimator = Callable[[_Run], GradientRecord]
+Estimator = Callable[[GradientRun], GradientRecord]
 
 ESTIMATORS: dict[str, Estimator] = {
     "positive": _positive,
@@ -660,7 +844,7 @@ def estimate_gradient(
     if opts.shots is not None and rng is None:
         raise ProblemError("shot noise needs a seed or an rng")
     full_values = system.full_values(values)
-    run = _Run(system, full_values, loss, opts, rng)
+    run = GradientRun(system, full_values, loss, opts, rng)
     return ESTIMATORS[estimator](run)
 
 
@@ -724,44 +908,19 @@ def batch_nudged_gradients(
     h = system.full
     full = np.array([system.full_values(v) for v in values])
     free = solve_ground_batch(h, full, opts.state)
-    runs = [_Run(system, v, loss, opts, rng) for v, loss in zip(full, losses, strict=True)]
-    signs = _SIGNS[variant]
-    noisy = opts.shots is not None
-    ys, epss, lossv, a0s = [], [], [], []
-    free_ps = string_expectations_many(h, free)
-    for run, st, ps in zip(runs, free, free_ps, strict=True):
+    runs = [GradientRun(system, v, loss, opts, rng) for v, loss in zip(full, losses, strict=True)]
+
+    def solve_nudged(
+        rs: Sequence[GradientRun], vals: np.ndarray, warm: Sequence[Equilibrium]
+    ) -> list[Equilibrium]:
+        for r in rs:
+            r.solves += 1
+        spec = shot_tolerance(opts.state, opts.shots, warm)
+        return solve_ground_batch(h, vals, spec, guesses=list(warm))
+
+    def many(states: list[Equilibrium]) -> np.ndarray:
+        return string_expectations_many(h, states)
+
+    for run in runs:
         run.solves += 1
-        y, a0 = run.free_phase(st, need_a=0 in signs, string_values=ps)
-        loss_i, eps = run.evaluate(y)
-        ys.append(y)
-        epss.append(eps)
-        lossv.append(loss_i)
-        a0s.append(a0)
-    beta = opts.nudge
-    measured: dict[int, list[Estimate]] = {0: a0s}  # type: ignore[dict-item]
-    nudges = [s for s in signs if s != 0]
-    # all nudged equilibria (both signs for centred nudging) in one batch, warm from the free ones
-    nudged_values = np.array(
-        [
-            run.values + s * beta * run.direction(eps)
-            for s in nudges
-            for run, eps in zip(runs, epss, strict=True)
-        ]
-    )
-    states = solve_ground_batch(h, nudged_values, opts.state, guesses=free * len(nudges))
-    nudged_ps = string_expectations_many(h, states)
-    for k, s in enumerate(nudges):
-        measured[s] = []
-        for i, run in enumerate(runs):
-            run.solves += 1
-            j = k * len(runs) + i
-            zeros = np.zeros(len(run.train_coef))
-            measured[s].append(
-                run.measure(states[j], zeros, run.train_coef, noisy, True, nudged_ps[j])
-            )
-    width = (signs[0] - signs[1]) * beta
-    out = []
-    for i, run in enumerate(runs):
-        grad, se = _difference(measured[signs[0]][i], measured[signs[1]][i], width)
-        out.append(run.record(variant, grad, se, ys[i], lossv[i], epss[i], free[i], beta))
-    return out
+    return _gradient_records(runs, free, variant, variant, solve_nudged, many)

@@ -17,7 +17,6 @@ without an odd number of Y letters in any term are rendered as real matrices.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -25,10 +24,12 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
-from .errors import PauliError, ProblemError, ProblemTooLargeError
-from .pauli import PauliString, PauliSum, phase_column
+from .checks import MAX_COEFFICIENT, MAX_QUBITS, readonly
+from .errors import PauliError, ProblemError
+from .memory import available_memory, check_memory
+from .pauli import PauliString, PauliSum, parity, phase_column
 
-__all__ = ["ParametrisedHamiltonian", "SparseStructure", "Term", "memory_budget"]
+__all__ = ["MaskStrings", "ParametrisedHamiltonian", "SparseStructure", "Term", "memory_budget"]
 
 
 @dataclass(frozen=True)
@@ -39,31 +40,80 @@ class Term:
     pauli: PauliString
     param: str | None = None
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.pauli, PauliString):
+            raise ProblemError(f"a term's Pauli string must be a PauliString, got {self.pauli!r}")
+        c = self.coeff
+        if (
+            isinstance(c, bool | np.bool_)
+            or not isinstance(c, int | float | np.integer | np.floating)
+            or not _finite(c)
+        ):
+            raise ProblemError(
+                f"coefficient {c!r} of term {str(self.pauli)!r} must be a finite real"
+            )
+        object.__setattr__(self, "coeff", float(c))
+        if self.param is not None and (not isinstance(self.param, str) or not self.param):
+            raise ProblemError(
+                f"the parameter of term {str(self.pauli)!r} must be a non-empty name, "
+                f"got {self.param!r}"
+            )
+
     @classmethod
     def make(cls, coeff: float, pauli: str | PauliString, param: str | None = None) -> Term:
         p = pauli if isinstance(pauli, PauliString) else PauliString.parse(pauli)
-        if isinstance(coeff, complex) or not np.isfinite(coeff):
-            raise ProblemError(f"coefficient {coeff!r} of term {str(p)!r} must be a finite real")
-        return cls(float(coeff), p, param)
+        return cls(coeff, p, param)
+
+
+def _names(names: Sequence[str], limit: int = 6) -> str:
+    """A list of names for a one-line message, cut after ``limit`` entries."""
+    names = list(names)
+    if len(names) <= limit:
+        return str(names)
+    return f"{str(names[:limit])[:-1]}, ... ({len(names)} in all)]"
+
+
+def _finite(c: object) -> bool:
+    try:
+        return bool(np.isfinite(float(c)))  # type: ignore[arg-type]
+    except (OverflowError, TypeError, ValueError):  # an int beyond the float range
+        return False
 
 
 def memory_budget() -> int:
-    """Bytes a single allocation may take: 80 % of the physical memory of this machine."""
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        total = 8 << 30
-    return int(0.8 * total)
+    """Bytes this process may still allocate (:func:`qeprop.memory.available_memory`)."""
+    return available_memory()
 
 
-def check_memory(nbytes: float, what: str, budget: int | None = None) -> None:
-    """Raise :class:`ProblemTooLargeError` if ``nbytes`` exceeds the memory budget."""
-    limit = memory_budget() if budget is None else budget
-    if nbytes > limit:
-        raise ProblemTooLargeError(
-            f"{what} needs about {nbytes / 2**30:.1f} GiB, more than the {limit / 2**30:.1f} GiB "
-            "available; use fewer qubits or a solver that does not store the matrix"
-        )
+@dataclass(frozen=True)
+class MaskStrings:
+    """The strings of a :class:`SparseStructure` in its flip-pattern layout (read-only arrays).
+
+    String ``s`` with basis masks ``(x_s, z_s)`` has the elements
+    ``⟨r| P_s |r ^ x_s⟩ = i^{n_Y(s)} σ_s[r]`` with ``σ_s[r] = (-1)^popcount((r ^ x_s) & z_s)``.
+
+    Attributes
+    ----------
+    string_mask : (S,) int64
+        ``k_s``: the index of ``x_s`` in ``masks`` of :attr:`SparseStructure.mask_layout`.
+    phase_re, phase_im : (S,) float64
+        ``i^{n_Y(s)} = phase_re[s] + i phase_im[s]`` (one of ±1, ±i).
+    signs : (S, dim) int8
+        The ±1 rows ``σ_s``.
+    order, offsets : (S,) and (n_masks + 1,) int64
+        The strings grouped by mask: group ``k`` is ``order[offsets[k]:offsets[k + 1]]``.
+    real_masks : (n_masks,) bool
+        True where no string of the mask has an odd number of Y letters (real data for real
+        coefficients).
+    """
+
+    string_mask: np.ndarray
+    phase_re: np.ndarray
+    phase_im: np.ndarray
+    signs: np.ndarray
+    order: np.ndarray
+    offsets: np.ndarray
+    real_masks: np.ndarray
 
 
 class SparseStructure:
@@ -87,6 +137,7 @@ class SparseStructure:
         d = 1 << n_qubits
         self.n_qubits = n_qubits
         self.dim = d
+        self.strings = tuple(strings)
         masks = [p.basis_masks(n_qubits) for p in strings]
         xmasks = sorted({m[0] for m in masks})
         n_y = [p.n_y for p in strings]
@@ -154,25 +205,65 @@ class SparseStructure:
         return masks, perm
 
     @cached_property
-    def mask_term_maps(self) -> tuple[sp.csr_array, sp.csr_array]:
-        """Real and imaginary parts of ``term_map``, rows in the order of :attr:`mask_layout`.
+    def mask_strings(self) -> MaskStrings:
+        """Every string in the flip-pattern layout of :attr:`mask_layout` (:class:`MaskStrings`).
 
-        Matrix elements of Pauli strings are real (±1) or imaginary (±i), so the data for real
-        coefficients ``c`` is ``re @ c + 1j * (im @ c)``: two real products, not a complex one.
+        Built on first use; the sign rows take ``n_strings * dim`` bytes.
         """
-        tm = self.term_map[self.mask_layout[1]]
-        return sp.csr_array(tm.real), sp.csr_array(
-            tm.imag if self.dtype == np.complex128 else tm * 0
+        masks = self.mask_layout[0]
+        n_s, d = len(self.strings), self.dim
+        check_memory(n_s * d, f"the sign rows of {n_s} Pauli strings on {self.n_qubits} qubits")
+        xz = [p.basis_masks(self.n_qubits) for p in self.strings]
+        n_y = np.array([p.n_y for p in self.strings], dtype=np.int64)
+        string_mask = np.searchsorted(masks, np.array([x for x, _ in xz], dtype=np.int64))
+        string_mask = string_mask.astype(np.int64)
+        rows = np.arange(d, dtype=np.int64)
+        signs = np.empty((n_s, d), dtype=np.int8)
+        for s, (xm, zm) in enumerate(xz):
+            signs[s] = 1 - 2 * parity((rows ^ xm) & zm)
+        order = np.argsort(string_mask, kind="stable").astype(np.int64)
+        offsets = np.searchsorted(string_mask[order], np.arange(len(masks) + 1)).astype(np.int64)
+        odd = np.zeros(len(masks), dtype=bool)
+        np.logical_or.at(odd, string_mask, n_y % 2 == 1)
+        return MaskStrings(
+            string_mask=readonly(string_mask),
+            phase_re=readonly(np.array([1.0, 0.0, -1.0, 0.0])[n_y % 4]),
+            phase_im=readonly(np.array([0.0, 1.0, 0.0, -1.0])[n_y % 4]),
+            signs=readonly(signs),
+            order=readonly(order),
+            offsets=readonly(offsets),
+            real_masks=readonly(~odd),
         )
 
-    def mask_data(self, coefficients: np.ndarray) -> np.ndarray:
-        """``(B, n_masks, dim)`` data of :attr:`mask_layout` for string coefficients ``(B, S)``."""
-        coefficients = np.atleast_2d(coefficients)
-        re, im = self.mask_term_maps
-        out = (re @ coefficients.T).T
-        if self.dtype == np.complex128:
-            out = out + 1j * (im @ coefficients.T).T
-        return np.ascontiguousarray(out).reshape(len(coefficients), -1, self.dim)
+    def mask_data(self, coefficients: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``(B, n_masks, dim)`` data of :attr:`mask_layout` for string coefficients ``(B, S)``.
+
+        ``D[b, k, r] = Σ_{s: x_s = masks[k]} c[b, s] i^{n_Y(s)} σ_s[r]`` (:class:`MaskStrings`),
+        so that ``H_b[r, r ^ masks[k]] = D[b, k, r]`` for ``H_b = Σ_s c[b, s] P_s``; built in a
+        compiled loop. ``out``, if given, is a C-contiguous array of that shape and of
+        :attr:`dtype` to fill (a reused buffer avoids fresh pages on every call).
+        """
+        from .solvers._lanczos_kernels import fill_mask_data
+
+        coef = np.ascontiguousarray(np.atleast_2d(coefficients), dtype=np.float64)
+        if coef.ndim != 2 or coef.shape[1] != len(self.strings):
+            raise ProblemError(
+                f"coefficients must have shape (B, {len(self.strings)}) (one per string), "
+                f"got {np.shape(coefficients)}"
+            )
+        shape = (len(coef), len(self.mask_layout[0]), self.dim)
+        if out is None:
+            out = np.empty(shape, dtype=self.dtype)
+        elif out.shape != shape or out.dtype != self.dtype or not out.flags.c_contiguous:
+            raise ProblemError(
+                f"out must be a C-contiguous {np.dtype(self.dtype)} array of shape {shape}, got "
+                f"{out.dtype} {out.shape}"
+            )
+        ms = self.mask_strings
+        width = 2 if self.dtype == np.complex128 else 1
+        flat = out.reshape(shape[0], shape[1], -1).view(np.float64)
+        fill_mask_data(coef, ms.offsets, ms.order, ms.phase_re, ms.phase_im, ms.signs, width, flat)
+        return out
 
     def matrix(self, coefficients: np.ndarray) -> sp.csr_array:
         """CSR matrix ``Σ_s c_s P_s`` for string coefficients ``c`` (shape ``(n_strings,)``)."""
@@ -202,6 +293,16 @@ class SparseStructure:
     ) -> np.ndarray:
         """``Σ_k weights_k <bra_k| P_s |ket_k>`` for every string ``s`` (complex, ``(S,)``)."""
         return self.term_map_t @ self.pair_products(bra, ket, weights)
+
+    def matrix_elements(
+        self, bra: np.ndarray, ket: np.ndarray, weights: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Engine interface (:class:`qeprop.states.Engine`): :meth:`string_matrix_elements`."""
+        return self.string_matrix_elements(bra, ket, weights)
+
+    def apply(self, coefficients: np.ndarray, vecs: np.ndarray) -> np.ndarray:
+        """``Σ_s c_s P_s vecs`` for vectors ``(dim,)`` or ``(dim, K)`` (engine interface)."""
+        return self.matrix(coefficients) @ vecs
 
     def string_traces(self, w_matrix: np.ndarray) -> np.ndarray:
         """``Tr(P_s W)`` for a dense ``d x d`` matrix ``W``: ``Σ_e M[e, s] W[col_e, row_e]``."""
@@ -237,11 +338,21 @@ class ParametrisedHamiltonian:
     ) -> None:
         if not isinstance(n_qubits, int | np.integer) or isinstance(n_qubits, bool) or n_qubits < 1:
             raise ProblemError(f"the number of qubits must be a positive integer, got {n_qubits!r}")
+        if n_qubits > MAX_QUBITS:
+            raise ProblemError(
+                f"{n_qubits} qubits are more than the {MAX_QUBITS} supported "
+                "(basis indices are 64-bit integers)"
+            )
         self.n_qubits = int(n_qubits)
         tl: list[Term] = []
         for i, t in enumerate(terms):
             try:
-                term = t if isinstance(t, Term) else Term.make(*t)
+                if isinstance(t, Term):
+                    term = t
+                elif isinstance(t, tuple | list) and len(t) in (2, 3):
+                    term = Term.make(*t)
+                else:
+                    raise ProblemError(f"expected a Term or (coeff, pauli[, param]), got {t!r}")
                 term.pauli.check_qubits(self.n_qubits)
             except (PauliError, ProblemError) as e:
                 raise e.located(f"terms[{i}]") from None
@@ -255,8 +366,12 @@ class ParametrisedHamiltonian:
             self.params: tuple[str, ...] = tuple(seen)
         else:
             self.params = tuple(params)
+            odd = [p for p in self.params if not isinstance(p, str) or not p]
+            if odd:
+                raise ProblemError(f"parameter names must be non-empty text, got {odd[0]!r}")
             if len(set(self.params)) != len(self.params):
-                raise ProblemError(f"parameter names are not unique: {list(self.params)}")
+                dup = sorted({p for p in self.params if self.params.count(p) > 1})
+                raise ProblemError(f"parameter names are not unique: {dup} appear more than once")
             missing = [p for p in seen if p not in self.params]
             if missing:
                 raise ProblemError(f"terms use parameters that are not defined: {missing}")
@@ -271,11 +386,33 @@ class ParametrisedHamiltonian:
         self.string_index = {p: i for i, p in enumerate(self.strings)}
         # G[0] fixed part, G[1 + k] derivative w.r.t. parameter k, in the string basis
         g = np.zeros((len(self.params) + 1, len(self.strings)))
-        for t in self.terms:
-            row = 0 if t.param is None else 1 + self.param_index[t.param]
-            g[row, self.string_index[t.pauli]] += t.coeff
-        self._fixed = g[0]
-        self._derivs = g[1:]
+        with np.errstate(over="ignore", invalid="ignore"):
+            for t in self.terms:
+                row = 0 if t.param is None else 1 + self.param_index[t.param]
+                g[row, self.string_index[t.pauli]] += t.coeff
+        if not np.all(np.abs(g) <= MAX_COEFFICIENT):  # also catches inf and NaN
+            row, col = (int(i[0]) for i in np.nonzero(~(np.abs(g) <= MAX_COEFFICIENT)))
+            name = None if row == 0 else self.params[row - 1]
+            same = [
+                f"terms[{i}]"
+                for i, t in enumerate(self.terms)
+                if t.pauli == self.strings[col] and t.param == name
+            ]
+            raise ProblemError(
+                (
+                    f"the coefficients of {', '.join(same)}"
+                    if len(same) > 1
+                    else f"the coefficient of {', '.join(same)}"
+                )
+                + f" (string {str(self.strings[col])!r}"
+                + (f", parameter {name!r}" if name else "")
+                + (") add up to " if len(same) > 1 else ") is ")
+                + f"{g[row, col]:.3g}: "
+                + ("overflow; " if not np.isfinite(g[row, col]) else "")
+                + f"coefficients must stay below {MAX_COEFFICIENT:.0e} (solvers square them)"
+            )
+        self._fixed = readonly(g[0])
+        self._derivs = readonly(g[1:])
 
     # ------------------------------------------------------------------ parameters
     @property
@@ -288,33 +425,85 @@ class ParametrisedHamiltonian:
         return all(p.n_y % 2 == 0 for p in self.strings)
 
     def values(self, mapping: Mapping[str, float] | None = None, **kw: float) -> np.ndarray:
-        """Parameter vector from a name->value mapping; unknown names, missing names, NaN raise."""
+        """Parameter vector ``(P,)`` aligned with :attr:`params` from a name->value mapping.
+
+        Every value must be a finite real number (``int``, ``float`` or a numpy number; never
+        ``bool`` or text such as ``"0.5"``). Unknown names, missing names, NaN and ±inf raise
+        :class:`ProblemError` naming the parameter; so do values that make the scale of ``H``
+        (``Σ_s |c_s|``) exceed :data:`~qeprop.checks.MAX_COEFFICIENT` (see :meth:`check_values`).
+        """
+        if mapping is not None and not isinstance(mapping, Mapping):
+            raise ProblemError(
+                f"parameter values must be a name->value mapping, got {type(mapping).__name__}"
+            )
         given = dict(mapping or {}, **kw)
         unknown = [k for k in given if k not in self.param_index]
         if unknown:
             raise ProblemError(
-                f"unknown parameters {unknown}; this Hamiltonian has {list(self.params)}"
+                f"unknown parameters {_names(unknown)}; this Hamiltonian has {_names(self.params)}"
             )
         missing = [p for p in self.params if p not in given]
         if missing:
-            raise ProblemError(f"no value given for parameters {missing}")
-        try:
-            vec = np.array([given[p] for p in self.params], dtype=float)
-        except (TypeError, ValueError):
-            bad = {p: given[p] for p in self.params if not isinstance(given[p], int | float)}
-            raise ProblemError(f"parameter values must be real numbers, got {bad}") from None
-        return self.check_values(vec)
+            raise ProblemError(f"no value given for parameters {_names(missing)}")
+        for p in self.params:
+            v = given[p]
+            if isinstance(v, bool | np.bool_) or not isinstance(
+                v, int | float | np.integer | np.floating
+            ):
+                raise ProblemError(f"the value of parameter {p!r} must be a real number, got {v!r}")
+            if not _finite(v):
+                raise ProblemError(f"parameters [{p!r}] are not finite (NaN or inf)")
+        return self.check_values(np.array([float(given[p]) for p in self.params]))
 
     def check_values(self, values: np.ndarray) -> np.ndarray:
-        v = np.asarray(values, dtype=float)
+        """``values`` as a float vector ``(P,)``: real, finite, with finite coefficients of ``H``.
+
+        Raises :class:`ProblemError` for a wrong shape, non-real entries (text, booleans, complex
+        numbers), NaN/±inf (naming the parameters), or values for which the scale of ``H``,
+        ``Σ_s |c_s|``, exceeds :data:`~qeprop.checks.MAX_COEFFICIENT` = 1e150 or overflows
+        (naming the largest string and the parameters that drive it): eigensolvers square it.
+        """
+        try:
+            raw = np.asarray(values)
+        except (TypeError, ValueError):
+            raise ProblemError(
+                f"parameter values must be a vector of real numbers, got {values!r}"
+            ) from None
+        if raw.dtype.kind == "O":
+            for x in raw.reshape(-1):
+                if isinstance(x, bool | np.bool_) or not isinstance(
+                    x, int | float | np.integer | np.floating
+                ):
+                    raise ProblemError(f"parameter values must be real numbers, got {x!r}")
+            raw = raw.astype(float)
+        elif raw.dtype.kind not in "iuf":
+            raise ProblemError(
+                f"parameter values must be real numbers, got an array of {raw.dtype} "
+                f"({np.ravel(raw)[:3].tolist()}...)"
+            )
+        v = np.asarray(raw, dtype=float)
         if v.shape != (len(self.params),):
             raise ProblemError(
-                f"expected {len(self.params)} parameter values {list(self.params)}, "
+                f"expected {len(self.params)} parameter values {_names(self.params)}, "
                 f"got shape {v.shape}"
             )
         bad = [self.params[i] for i in np.flatnonzero(~np.isfinite(v))]
         if bad:
-            raise ProblemError(f"parameters {bad} are not finite (NaN or inf)")
+            raise ProblemError(f"parameters {_names(bad)} are not finite (NaN or inf)")
+        with np.errstate(over="ignore", invalid="ignore"):
+            coef = np.abs(self.string_coefficients(v))
+            scale = coef.sum()
+        if not scale <= MAX_COEFFICIENT:  # also catches inf and NaN
+            col = int(np.argmax(np.where(np.isfinite(coef), coef, np.inf)))
+            drivers = [
+                self.params[k] for k in np.flatnonzero((self._derivs[:, col] != 0) & (v != 0))
+            ]
+            size = "overflows to inf" if not np.isfinite(coef[col]) else f"is {coef[col]:.3g}"
+            raise ProblemError(
+                f"the coefficient of {str(self.strings[col])!r} in H {size} for the values of "
+                f"parameters {_names(drivers)}: the scale of H (sum of |coefficients|) must "
+                f"stay below {MAX_COEFFICIENT:.0e} (solvers square it); use smaller values"
+            )
         return v
 
     def string_coefficients(self, values: np.ndarray) -> np.ndarray:
@@ -323,7 +512,10 @@ class ParametrisedHamiltonian:
 
     @property
     def derivative_coefficients(self) -> np.ndarray:
-        """``(n_params, n_strings)``: row ``k`` expresses ``∂H/∂p_k`` in the string basis."""
+        """``(n_params, n_strings)``: row ``k`` expresses ``∂H/∂p_k`` in the string basis.
+
+        Read-only (shared by every later gradient); take a copy to modify it.
+        """
         return self._derivs
 
     def coefficients_of(self, op: PauliSum, what: str = "operator") -> tuple[float, np.ndarray]:
@@ -341,7 +533,7 @@ class ParametrisedHamiltonian:
             if p not in self.string_index:
                 raise ProblemError(f"{what}: string {str(p)!r} is not in the Hamiltonian's basis")
             vec[self.string_index[p]] += c
-        return ident, vec
+        return ident, readonly(vec)
 
     # ------------------------------------------------------------------ composition
     def with_terms(

@@ -24,8 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ProblemError
-from .hamiltonian import ParametrisedHamiltonian
+from .memory import check_memory
+from .hamiltonian import ParametrisedHamiltonian, SparseStructure
 from .pauli import parity, qubitwise_commute_groups
+from .solvers import engine_for
 from .states import Equilibrium
 
 __all__ = ["SHOT_MODELS", "Estimate", "expectations", "measure", "string_expectations"]
@@ -54,26 +56,50 @@ class Estimate:
 
 
 def string_expectations(ham: ParametrisedHamiltonian, state: Equilibrium) -> np.ndarray:
-    """``Tr(ρ P_s)`` for every string ``s`` of ``ham.strings`` (real, shape ``(n_strings,)``)."""
+    """``Tr(ρ P_s)`` for every string ``s`` of ``ham.strings`` (real, shape ``(n_strings,)``).
+
+    Answered by the state's backend (:func:`qeprop.solvers.engine_for`).
+    """
     vecs, w = state.significant()
-    return ham.structure.string_matrix_elements(vecs, vecs, w).real
+    return np.asarray(engine_for(ham, state).matrix_elements(vecs, vecs, w)).real
 
 
 def string_expectations_many(ham: ParametrisedHamiltonian, states: list[Equilibrium]) -> np.ndarray:
     """``Tr(ρ_b P_s)`` for many states at once: ``(len(states), n_strings)``.
 
-    Pure states are contracted together in one sparse product; mixed ones one by one.
+    Pure states of the same engine are contracted together in one compiled pass
+    (:func:`_pure_string_expectations`); the others one by one.
     """
     out = np.empty((len(states), len(ham.strings)))
-    pure = [i for i, st in enumerate(states) if st.is_pure]
-    if pure:
-        st = ham.structure
-        v = np.column_stack([states[i].vectors[:, 0] for i in pure])
-        w = np.conj(v[st.rows]) * v[st.cols]
-        out[pure] = (st.term_map_t @ w).real.T
+    st = ham.structure if "structure" in ham.__dict__ else None
+    pure = [
+        i for i, s in enumerate(states) if s.is_pure and st is not None and s.engine in (None, st)
+    ]
+    if st is not None and pure:
+        out[pure] = _pure_string_expectations(st, [states[i].vectors[:, 0] for i in pure])
+    done = set(pure)
     for i, s in enumerate(states):
-        if not s.is_pure:
+        if i not in done:
             out[i] = string_expectations(ham, s)
+    return out
+
+
+def _pure_string_expectations(st: SparseStructure, vectors: list[np.ndarray]) -> np.ndarray:
+    """``⟨ψ_b| P_s |ψ_b⟩`` ``(B, n_strings)`` for unit vectors ``ψ_b`` ``(dim,)`` of ``st``.
+
+    In the flip-pattern layout (:class:`~qeprop.hamiltonian.MaskStrings`),
+    ``⟨ψ| P_s |ψ⟩ = Re(i^{n_Y(s)} Σ_r σ_s[r] conj(ψ[r]) ψ[r ^ x_s])``: one pass over the state per
+    X mask, then one signed sum per string, in compiled code.
+    """
+    from .solvers._lanczos_kernels import pure_expectations
+
+    vecs = np.stack(vectors)
+    vecs = np.ascontiguousarray(vecs, dtype=np.complex128 if vecs.dtype.kind == "c" else np.float64)
+    ms = st.mask_strings
+    out = np.empty((len(vectors), len(st.strings)))
+    pure_expectations(
+        vecs, st.mask_layout[0], ms.offsets, ms.order, ms.phase_re, ms.phase_im, ms.signs, out
+    )
     return out
 
 
@@ -158,7 +184,7 @@ def variances(
         out[single] = c**2 * (1.0 - ps[col] ** 2)
     vecs, w = state.significant()
     for i in np.flatnonzero(nnz > 1):
-        av = ham.operator_matrix(coef[i]) @ vecs
+        av = np.asarray(engine_for(ham, state).apply(coef[i], vecs))
         sq = float(np.sum(w * np.sum(np.abs(av) ** 2, axis=0)))
         mean_wo_ident = float(np.sum(w * np.einsum("ij,ij->j", vecs.conj(), av).real))
         out[i] = sq - mean_wo_ident**2
@@ -181,22 +207,6 @@ def _gaussian(
     return Estimate(mean, se, m * measured, m * measured)
 
 
-_H = np.array([[1, 1], [1, -1]], dtype=complex) / np.sqrt(2)
-_HSDAG = np.array([[1, -1j], [1, 1j]], dtype=complex) / np.sqrt(2)  # H S†: Y -> Z
-
-
-def _rotate(vecs: np.ndarray, n: int, letters: dict[int, str]) -> np.ndarray:
-    """Apply the basis change that maps each qubit's letter to Z (X: H, Y: H S†)."""
-    k = vecs.shape[1]
-    t = vecs.astype(complex).reshape((2,) * n + (k,))
-    for q, c in letters.items():
-        if c == "Z":
-            continue
-        u = _H if c == "X" else _HSDAG
-        t = np.moveaxis(np.tensordot(u, t, axes=([1], [q])), 0, q)
-    return t.reshape(1 << n, k)
-
-
 def _sampled(
     ham: ParametrisedHamiltonian,
     state: Equilibrium,
@@ -213,15 +223,21 @@ def _sampled(
         if ham.strings[i].is_identity():
             mean = mean + coef[:, i]
     var = np.zeros(len(coef))
-    vecs, w = state.significant()
     groups = qubitwise_commute_groups(strings)
+    if groups:
+        # per group: M outcomes, the signs of its strings and the per-shot values of every
+        # observable (8 bytes each), plus numpy's temporaries of the same size
+        widest = max(len(g) for g in groups)
+        check_memory(
+            2.0 * m * 8 * (1 + widest + len(coef)),
+            f"sampling {m} shots per commuting group",
+            hint="use fewer shots or shot_model='gaussian'",
+        )
     for group in groups:
         letters: dict[int, str] = {}
         for p in group:
             letters.update(p.letters())
-        rotated = _rotate(vecs, n, letters)
-        probs = np.sum(w * np.abs(rotated) ** 2, axis=1)
-        probs = probs / probs.sum()
+        probs = state.outcome_probabilities(letters, n)
         outcomes = rng.choice(len(probs), size=m, p=probs)
         # eigenvalue of a string on a rotated basis state: (-1)**parity(outcome & support)
         cols = [ham.string_index[p] for p in group]

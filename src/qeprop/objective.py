@@ -50,7 +50,13 @@ from typing import Protocol
 import numpy as np
 
 from .errors import ProblemError
-from .gradients import _SIGNS, GradientOptions, _check_no_shots, _point_derivative, _Run
+from .gradients import (
+    GradientOptions,
+    GradientRun,
+    check_no_shots,
+    needs_free_couplings,
+    point_derivatives,
+)
 from .measurement import Estimate, expectations
 from .solvers import StateSpec, solve
 from .states import Equilibrium
@@ -489,7 +495,7 @@ def _check_options(estimator: str, opts: GradientOptions, nudge_scale: str) -> N
     if nudge_scale not in _SCALES:
         raise ProblemError(f"nudge_scale must be one of {list(_SCALES)}, got {nudge_scale!r}")
     if estimator == "linear_response":
-        _check_no_shots(opts)
+        check_no_shots(opts)
 
 
 def estimate_objective_gradient(
@@ -533,14 +539,14 @@ def estimate_objective_gradient(
         raise ProblemError("shot noise needs a seed or an rng")
     theta_vec = objective.theta_vector(theta)
     local = objective.local_values(theta_vec)
-    runs: dict[str, _Run] = {}
+    runs: dict[str, GradientRun] = {}
     free_states: dict[str, Equilibrium] = {}
     y: dict[str, Estimate] = {}
     a0: dict[str, Estimate | None] = {}
-    need_a = estimator in _SIGNS and 0 in _SIGNS[estimator]
+    need_a = needs_free_couplings(estimator)
     for pt in objective.points:
         sysm = objective.system(pt.name)
-        run = _Run(sysm, sysm.full_values(local[pt.name]), _NoLoss(), opts, rng)
+        run = GradientRun(sysm, sysm.full_values(local[pt.name]), _NoLoss(), opts, rng)
         runs[pt.name] = run
         given = (free or {}).get(pt.name)
         free_states[pt.name] = given if given is not None else run.solve(run.values)
@@ -562,11 +568,11 @@ def estimate_objective_gradient(
     else:
         grad = explicit.copy()
         reference: np.ndarray | None = None
+        names, signals, scales = [], [], []
         for name, run in runs.items():
             eps = d_out.get(name, np.zeros(len(y[name].mean)))
             eps_all[name] = eps
-            p = len(run.train_coef)
-            if not np.any(eps) or p == 0:
+            if not np.any(eps) or len(run.train_coef) == 0:
                 contributions[name] = np.zeros(n)
                 continue
             scale = float(np.linalg.norm(eps)) if nudge_scale != "error" else 1.0
@@ -581,8 +587,17 @@ def estimate_objective_gradient(
                     )
                 elif float(eps @ reference) < 0:
                     scale = -scale
-            signal = eps / scale
-            g_loc, se_loc = _point_derivative(run, estimator, free_states[name], a0[name], signal)
+            names.append(name)
+            signals.append(eps / scale)
+            scales.append(scale)
+        derivs = point_derivatives(
+            [runs[k] for k in names],
+            [free_states[k] for k in names],
+            [a0[k] for k in names],
+            signals,
+            estimator,
+        )
+        for name, scale, (g_loc, se_loc) in zip(names, scales, derivs, strict=True):
             jac = objective.jacobian(name)
             contributions[name] = scale * (jac.T @ g_loc)
             grad = grad + contributions[name]
@@ -632,7 +647,7 @@ def evaluate_objective(
 def _finite_difference(
     objective: MultiPointObjective,
     theta: np.ndarray,
-    runs: dict[str, _Run],
+    runs: dict[str, GradientRun],
     free: dict[str, Equilibrium],
     opts: GradientOptions,
 ) -> np.ndarray:

@@ -13,10 +13,26 @@ states, Gaussian states) will be further record types with the same role.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["Equilibrium"]
+__all__ = ["Engine", "Equilibrium"]
+
+
+class Engine(Protocol):
+    """How a backend applies Pauli sums to vectors (the string basis of one Hamiltonian).
+
+    ``apply(coef, vecs)`` is ``Σ_s coef_s P_s vecs`` for string coefficients ``(S,)`` and vectors
+    ``(d,)`` or ``(d, K)``; ``matrix_elements(bra, ket, weights)`` is
+    ``Σ_k weights_k ⟨bra_k|P_s|ket_k⟩`` for every string ``s`` (complex, ``(S,)``).
+    """
+
+    def apply(self, coef: np.ndarray, vecs: np.ndarray) -> np.ndarray: ...
+
+    def matrix_elements(
+        self, bra: np.ndarray, ket: np.ndarray, weights: np.ndarray | None = None
+    ) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -39,7 +55,8 @@ class Equilibrium:
     kind : str
         ``"ground"``, ``"eigenstate"`` or ``"thermal"``.
     method : str
-        ``"dense"`` or ``"lanczos"`` (or the name of another solver).
+        The eigensolver that ran: ``"dense"``, ``"lanczos"``, ``"batch-lanczos"`` or
+        ``"matrix-free-lanczos"``.
     level : int
         Index (from the bottom of the spectrum) of the lowest state in the manifold.
     temperature : float or None
@@ -53,6 +70,13 @@ class Equilibrium:
     above : (dim, j) array or None
         Eigenvectors of the levels just above the manifold, when the solver computed them (used to
         warm-start the gap measurement of a nearby solve).
+    backend : str
+        The backend that prepared the state (``"dense"``, ``"sparse"``, ``"matrix-free"``); a
+        nudged solve warm-started from this record stays on it.
+    engine : Engine or None
+        The backend's Pauli-sum engine for the Hamiltonian's string basis (``None``: the
+        Hamiltonian's sparse structure). Opaque to estimators: measurements go through
+        :mod:`qeprop.measurement` and :func:`qeprop.solvers.engine_for`.
     """
 
     vectors: np.ndarray
@@ -68,6 +92,8 @@ class Equilibrium:
     matvecs: int = 0
     spectrum: np.ndarray = field(default_factory=lambda: np.zeros(0))
     above: np.ndarray | None = None
+    backend: str = "dense"
+    engine: Any = field(default=None, repr=False, compare=False)
 
     @property
     def dim(self) -> int:
@@ -95,4 +121,33 @@ class Equilibrium:
     def significant(self, cutoff: float = 1e-16) -> tuple[np.ndarray, np.ndarray]:
         """``(vectors, weights)`` without the columns whose weight is below ``cutoff``."""
         keep = self.weights > cutoff * self.weights.max()
+        if np.all(keep):
+            return self.vectors, self.weights
         return self.vectors[:, keep], self.weights[keep]
+
+    @property
+    def warm(self) -> Equilibrium:
+        """The warm start this record offers a nearby solve (opaque: pass it as ``guess``)."""
+        return self
+
+    # ------------------------------------------------------------------ measurements
+    def outcome_probabilities(self, letters: dict[int, str], n_qubits: int) -> np.ndarray:
+        """Probabilities of the basis states after rotating each listed qubit's letter to Z.
+
+        ``letters`` maps qubit -> ``"X"``, ``"Y"`` or ``"Z"`` (X: Hadamard, Y: ``H S†``); the
+        result has shape ``(dim,)`` and sums to one. Shots of a commuting group are draws from it.
+        """
+        vecs, w = self.significant()
+        k = vecs.shape[1]
+        t = vecs.astype(complex).reshape((2,) * n_qubits + (k,))
+        for q, c in letters.items():
+            if c == "Z":
+                continue
+            u = _H if c == "X" else _HSDAG
+            t = np.moveaxis(np.tensordot(u, t, axes=([1], [q])), 0, q)
+        probs = np.sum(w * np.abs(t.reshape(1 << n_qubits, k)) ** 2, axis=1)
+        return probs / probs.sum()
+
+
+_H = np.array([[1, 1], [1, -1]], dtype=complex) / np.sqrt(2)
+_HSDAG = np.array([[1, -1j], [1, 1j]], dtype=complex) / np.sqrt(2)  # H S†: Y -> Z

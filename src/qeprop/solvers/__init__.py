@@ -1,20 +1,40 @@
-"""Equilibrium solvers, chosen by name.
+"""Equilibrium backends, chosen by name, behind one seam.
 
 One entry point, :func:`solve`, maps a Hamiltonian, a parameter vector and a :class:`StateSpec`
-to an :class:`~qeprop.states.Equilibrium`. The kind of state is named in the spec:
+to an equilibrium record (:class:`~qeprop.states.Equilibrium`). Estimators see only the record's
+answers (expectation values, variances, samples, energy, gap, degeneracy, a warm start) and
+:func:`linear_response`; how the state is represented and computed is the backend's business.
+
+Backends, registered by name in :data:`BACKENDS` (built at import; heavy modules are imported
+inside the backend functions):
+
+``"dense"``
+    Full ``eigh`` of the dense matrix; every state kind. Memory ``O(4^n)``.
+``"sparse"`` (alias ``"lanczos"``)
+    Lanczos (ARPACK) on the CSR matrix rendered from the precomputed per-string structure.
+    Memory ``O(S 2^n)`` for ``S`` Pauli strings (the structure stores every string's elements).
+``"matrix-free"``
+    Lanczos with a compiled Pauli-sum product that stores no matrix: memory a few vectors,
+    ``O(2^n)``; optional threads (``StateSpec.threads``).
+``"auto"``
+    Dense up to ``dense_max_dim``, sparse up to :data:`AUTO_SPARSE_MAX_QUBITS`, matrix-free
+    beyond, and the next backend that fits when the first choice would not fit in memory.
+
+The kind of state is named in the spec:
 
 ``"ground"``
-    Lowest eigenstate (dense ``eigh`` up to ``dense_max_dim``, sparse Lanczos above). The gap
-    ``δ`` is measured every time; a (near-)degenerate ground state raises
-    :class:`~qeprop.errors.DegeneracyError` or becomes the equal-weight mixture over the manifold,
-    as ``degeneracy`` says.
+    Lowest eigenstate. The gap ``δ`` is measured every time; a (near-)degenerate ground state
+    raises :class:`~qeprop.errors.DegeneracyError` or becomes the equal-weight mixture over the
+    manifold, as ``degeneracy`` says.
 ``"eigenstate"``
-    The ``level``-th eigenstate; when a ``guess`` (the free state) is given, the state is followed
-    by continuity (largest overlap), as QEP with excited states requires.
+    The ``level``-th eigenstate; when a warm start (the free state) is given, the state is
+    followed by continuity (largest overlap), as QEP with excited states requires.
 ``"thermal"``
-    Gibbs state ``exp(-H/T)/Z`` at ``temperature`` T (dense).
+    Gibbs state ``exp(-H/T)/Z`` at ``temperature`` T (dense backend only: it needs the whole
+    spectrum).
 
-New backends (matrix-free, MPS, Gaussian) register further entries in :data:`SOLVERS`.
+Every backend estimates its peak memory before allocating (:func:`estimate_memory`) and refuses
+with :class:`~qeprop.errors.ProblemTooLargeError` naming the size and a backend that would fit.
 """
 
 from __future__ import annotations
@@ -24,15 +44,35 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..errors import ProblemError
+from ..errors import ProblemError, ProblemTooLargeError
 from ..hamiltonian import ParametrisedHamiltonian
-from ..states import Equilibrium
+from ..memory import available_memory, format_bytes
+from ..states import Engine, Equilibrium
 
-__all__ = ["SOLVERS", "StateSpec", "solve"]
+__all__ = [
+    "AUTO_SPARSE_MAX_QUBITS",
+    "BACKENDS",
+    "Backend",
+    "StateSpec",
+    "choose_backend",
+    "engine_for",
+    "estimate_memory",
+    "linear_response",
+    "solve",
+]
 
 _KINDS = ("ground", "eigenstate", "thermal")
-_METHODS = ("auto", "dense", "lanczos")
+_METHODS = ("auto", "dense", "sparse", "lanczos", "matrix-free")
+_ALIASES = {"lanczos": "sparse"}
 _DEGENERACY = ("error", "mixture")
+
+#: ``auto`` uses the sparse backend up to this many qubits and the matrix-free one above
+#: (measured crossover: ``make bench BENCH=scaling``).
+AUTO_SPARSE_MAX_QUBITS = 14
+
+#: relative floor of the degeneracy tolerance: levels closer than ``_DEGENERACY_FLOOR · ||H||``
+#: cannot be told apart in floating point (eigenvalue rounding is a few ``eps ||H||``)
+_DEGENERACY_FLOOR = 1e3 * float(np.finfo(float).eps)
 
 
 def _positive_number(v: object) -> bool:
@@ -60,26 +100,33 @@ class StateSpec:
     level:
         Index of the eigenstate counted from the bottom (``kind="eigenstate"``).
     method:
-        ``"dense"``, ``"lanczos"`` or ``"auto"`` (dense up to ``dense_max_dim``).
+        The backend: ``"auto"``, ``"dense"``, ``"sparse"`` (alias ``"lanczos"``) or
+        ``"matrix-free"`` (see the module docstring).
     tol:
-        Relative eigenvalue tolerance of the Lanczos solver (the eigenvector error is about
-        ``tol * ||H|| / gap``).
+        Relative eigenvalue tolerance of the Lanczos solvers (the eigenvector error is about
+        ``tol * ||H|| / gap``). A state measured with ``M`` shots needs far less than the default.
     maxiter:
-        Iteration budget of the Lanczos solver (``None``: ``10 * dim``).
+        Iteration budget of the Lanczos solvers (``None``: the backend's default).
     degeneracy:
-        ``"error"``: raise when the gap is below ``degeneracy_tol``. ``"mixture"``: use the equal
-        weight mixture over all levels within ``degeneracy_tol`` of the selected one.
+        ``"error"``: raise when the gap is below the degeneracy tolerance. ``"mixture"``: use the
+        equal-weight mixture over all levels within it of the selected one.
     degeneracy_tol:
-        Energy below which two levels count as degenerate.
+        Energy below which two levels count as degenerate. It never goes below the rounding
+        floor ``1e3 · eps · ||H||`` of the Hamiltonian at hand (:meth:`degeneracy_threshold`), so
+        that an exactly degenerate level of a Hamiltonian with a huge energy scale is not reported
+        split by rounding.
     gap_tol:
         Relative Lanczos residual for the levels above the manifold, which are needed only for
         their energy (the gap): a Ritz value's error is quadratic in its residual, so the default
         ``1e-6`` gives the gap to about ``1e-12 ||H||² / Δ``.
     dense_max_dim:
-        Largest dimension solved densely by ``method="auto"``.
+        Largest dimension solved densely by the ``auto``, ``sparse`` and ``matrix-free`` choices
+        (tiny problems are fastest dense).
     blas_threads:
         BLAS threads for dense eigensolves of dimension up to 2048 (``None`` leaves the library
         default). Small eigensolves are much slower with several threads on few cores.
+    threads:
+        Threads of the matrix-free backend's compiled products (opt-in; default one).
     """
 
     kind: str = "ground"
@@ -93,6 +140,7 @@ class StateSpec:
     gap_tol: float = 1e-6
     dense_max_dim: int = 256
     blas_threads: int | None = 1
+    threads: int = 1
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -109,6 +157,11 @@ class StateSpec:
             if not _positive_number(self.temperature):
                 raise ProblemError(
                     f"a thermal state needs a finite temperature > 0, got {self.temperature!r}"
+                )
+            if self.backend not in ("auto", "dense"):
+                raise ProblemError(
+                    f"a thermal state needs the whole spectrum: use method 'dense' or 'auto', "
+                    f"not {self.method!r}"
                 )
         elif self.temperature is not None:
             raise ProblemError(f"temperature is only used by thermal states, not {self.kind!r}")
@@ -127,34 +180,192 @@ class StateSpec:
             v = getattr(self, name)
             if v is not None and not _integer(v, 1):
                 raise ProblemError(f"{name} must be a positive integer or None, got {v!r}")
+        if not _integer(self.threads, 1) or self.threads > 1024:
+            raise ProblemError(f"threads must be an integer in [1, 1024], got {self.threads!r}")
 
     def with_(self, **changes: object) -> StateSpec:
         return replace(self, **changes)  # type: ignore[arg-type]
 
+    @property
+    def backend(self) -> str:
+        """The backend name asked for (``"lanczos"`` is ``"sparse"``; ``"auto"`` unresolved)."""
+        return _ALIASES.get(self.method, self.method)
+
     def use_dense(self, dim: int) -> bool:
+        """Whether an eigensolve of dimension ``dim`` is done densely under this spec."""
         if self.kind == "thermal" or self.method == "dense":
             return True
         if self.method == "lanczos":
             return dim <= 4  # ARPACK needs dim > k + 1
         return dim <= self.dense_max_dim
 
+    def degeneracy_threshold(self, norm: float) -> float:
+        """Energy below which two levels of a Hamiltonian with ``||H|| <= norm`` are degenerate."""
+        return max(self.degeneracy_tol, _DEGENERACY_FLOOR * float(norm))
+
 
 Solver = Callable[
     [ParametrisedHamiltonian, np.ndarray, StateSpec, "Equilibrium | None"], Equilibrium
 ]
+Response = Callable[
+    [ParametrisedHamiltonian, np.ndarray, Equilibrium, np.ndarray, np.ndarray, StateSpec],
+    np.ndarray,
+]
+Memory = Callable[[ParametrisedHamiltonian, StateSpec], float]
 
 
-def _registry() -> dict[str, Solver]:
+@dataclass(frozen=True)
+class Backend:
+    """One equilibrium backend: how it solves, differentiates and budgets.
+
+    Attributes
+    ----------
+    name:
+        Registry name (``state.method``).
+    solve:
+        ``(hamiltonian, values, spec, warm) -> Equilibrium``; ``warm`` is a nearby equilibrium of
+        the same backend (the free state of a nudged solve) or ``None``.
+    response:
+        ``(hamiltonian, values, state, a_coef (n_ops, S), b_coef (S,), spec) -> (n_ops,)``: the
+        exact ``d⟨A_i⟩/dλ`` at ``λ = 0`` for ``H + λB`` in ``state`` (linear response).
+    memory:
+        ``(hamiltonian, spec) -> bytes``: peak memory of one solve plus a linear-response solve,
+        intermediates included, estimated before anything is allocated.
+    kinds:
+        State kinds it can prepare.
+    """
+
+    name: str
+    solve: Solver
+    response: Response
+    memory: Memory
+    kinds: tuple[str, ...]
+
+
+def _dense_solve(
+    ham: ParametrisedHamiltonian, values: np.ndarray, spec: StateSpec, warm: Equilibrium | None
+) -> Equilibrium:
     from . import exact
 
-    return {
-        "ground": exact.solve_ground,
-        "eigenstate": exact.solve_eigenstate,
-        "thermal": exact.solve_thermal,
-    }
+    return exact.solve_kind(exact.DENSE_EIGEN, ham, values, spec.with_(method="dense"), warm)
 
 
-SOLVERS: dict[str, Solver] = {}
+def _sparse_solve(
+    ham: ParametrisedHamiltonian, values: np.ndarray, spec: StateSpec, warm: Equilibrium | None
+) -> Equilibrium:
+    from . import exact
+
+    return exact.solve_kind(exact.SPARSE_EIGEN, ham, values, spec, warm)
+
+
+def _matrix_free_solve(
+    ham: ParametrisedHamiltonian, values: np.ndarray, spec: StateSpec, warm: Equilibrium | None
+) -> Equilibrium:
+    from . import exact
+
+    return exact.solve_kind(exact.MATRIX_FREE_EIGEN, ham, values, spec, warm)
+
+
+def _vector_response(
+    ham: ParametrisedHamiltonian,
+    values: np.ndarray,
+    state: Equilibrium,
+    a_coef: np.ndarray,
+    b_coef: np.ndarray,
+    spec: StateSpec,
+) -> np.ndarray:
+    from . import response
+
+    return response.vector_response(ham, values, state, a_coef, b_coef, spec)
+
+
+def _dense_memory(ham: ParametrisedHamiltonian, spec: StateSpec) -> float:
+    from . import exact
+
+    return exact.dense_memory(ham, spec)
+
+
+def _sparse_memory(ham: ParametrisedHamiltonian, spec: StateSpec) -> float:
+    from . import exact
+
+    return exact.sparse_memory(ham, spec)
+
+
+def _matrix_free_memory(ham: ParametrisedHamiltonian, spec: StateSpec) -> float:
+    from . import exact
+
+    return exact.matrix_free_memory(ham, spec)
+
+
+#: backend name -> :class:`Backend`
+BACKENDS: dict[str, Backend] = {
+    "dense": Backend("dense", _dense_solve, _vector_response, _dense_memory, _KINDS),
+    "sparse": Backend(
+        "sparse", _sparse_solve, _vector_response, _sparse_memory, ("ground", "eigenstate")
+    ),
+    "matrix-free": Backend(
+        "matrix-free",
+        _matrix_free_solve,
+        _vector_response,
+        _matrix_free_memory,
+        ("ground", "eigenstate"),
+    ),
+}
+
+#: the order in which ``auto`` falls back when its first choice does not fit in memory
+_LEANEST_LAST = ("dense", "sparse", "matrix-free")
+
+
+def estimate_memory(ham: ParametrisedHamiltonian, spec: StateSpec, backend: str) -> float:
+    """Peak bytes of a solve (plus its linear response) of ``ham`` with ``backend``."""
+    return float(BACKENDS[backend].memory(ham, spec))
+
+
+def _preferred(ham: ParametrisedHamiltonian, spec: StateSpec) -> str:
+    if spec.kind == "thermal" or ham.dim <= spec.dense_max_dim:
+        return "dense"
+    return "sparse" if ham.n_qubits <= AUTO_SPARSE_MAX_QUBITS else "matrix-free"
+
+
+def choose_backend(ham: ParametrisedHamiltonian, spec: StateSpec, budget: int | None = None) -> str:
+    """The backend that ``spec`` names, or that ``auto`` picks, checked against memory.
+
+    Raises :class:`~qeprop.errors.ProblemTooLargeError` (one line: the size needed, the memory
+    available, and a backend that would fit, if any) before anything is allocated.
+    """
+    limit = available_memory() if budget is None else budget
+    name = spec.backend
+    if name == "auto":
+        first = _preferred(ham, spec)
+        order = _LEANEST_LAST[_LEANEST_LAST.index(first) :]
+        for cand in order:
+            if spec.kind in BACKENDS[cand].kinds and estimate_memory(ham, spec, cand) <= limit:
+                return cand
+        name = first
+    backend = BACKENDS[name]
+    if spec.kind not in backend.kinds:
+        raise ProblemError(
+            f"the {name} backend cannot prepare {spec.kind} states; use one of "
+            f"{[b for b, be in BACKENDS.items() if spec.kind in be.kinds]}",
+            where="state.method",
+        )
+    need = estimate_memory(ham, spec, name)
+    if need <= limit:
+        return name
+    fits = [
+        b
+        for b in _LEANEST_LAST
+        if b != name and spec.kind in BACKENDS[b].kinds and estimate_memory(ham, spec, b) <= limit
+    ]
+    hint = (
+        f"the {fits[0]} backend would fit (state.method = {fits[0]!r})"
+        if fits
+        else "no exact backend fits: use fewer qubits (or more memory)"
+    )
+    raise ProblemTooLargeError(
+        f"{ham.n_qubits} qubits with the {name} backend need about {format_bytes(need)}, more "
+        f"than the {format_bytes(limit)} this process can allocate; {hint}"
+    )
 
 
 def solve(
@@ -170,14 +381,53 @@ def solve(
     hamiltonian, values:
         ``H`` and its parameter vector (aligned with ``hamiltonian.params``).
     spec:
-        The state to prepare (default: ground state, automatic method).
+        The state to prepare and the backend (default: ground state, ``auto``).
     guess:
         A nearby equilibrium (usually the free state when solving the nudged one): a warm start
         for iterative solvers, the manifold size to keep for mixtures, and the state to follow
-        for excited levels.
+        for excited levels. A warm start from another backend is ignored.
     """
     spec = spec or StateSpec()
     values = hamiltonian.check_values(values)
-    if not SOLVERS:
-        SOLVERS.update(_registry())
-    return SOLVERS[spec.kind](hamiltonian, values, spec, guess)
+    if guess is not None and guess.backend and guess.backend in BACKENDS and spec.method == "auto":
+        name = guess.backend  # the nudged state stays on the free state's backend
+    else:
+        name = choose_backend(hamiltonian, spec)
+    return BACKENDS[name].solve(hamiltonian, values, spec, guess)
+
+
+def engine_for(ham: ParametrisedHamiltonian, state: Equilibrium) -> Engine:
+    """The engine that applies Pauli sums of ``ham``'s string basis to ``state``'s vectors.
+
+    The state's own engine when it was built for the same string basis; otherwise (a state
+    measured with a Hamiltonian of a larger basis, or a record built by hand) the engine of
+    ``ham`` for the state's backend.
+    """
+    eng = state.engine
+    if eng is not None:
+        strings = getattr(eng, "strings", None)
+        if strings is ham.strings or strings == ham.strings:
+            return eng
+    if state.backend == "matrix-free":
+        from .exact import kernel_for
+
+        return kernel_for(ham)
+    return ham.structure
+
+
+def linear_response(
+    hamiltonian: ParametrisedHamiltonian,
+    values: np.ndarray,
+    state: Equilibrium,
+    a_coef: np.ndarray,
+    b_coef: np.ndarray,
+    spec: StateSpec | None = None,
+) -> np.ndarray:
+    """Exact ``d⟨A_i⟩/dλ`` at ``λ = 0`` for ``H(values) + λ B``, by the state's backend.
+
+    ``a_coef`` is ``(n_ops, n_strings)`` and ``b_coef`` ``(n_strings,)``, both in the string basis
+    of ``hamiltonian``; the result has shape ``(n_ops,)``.
+    """
+    spec = spec or StateSpec()
+    backend = BACKENDS.get(state.backend, BACKENDS["dense"])
+    return backend.response(hamiltonian, values, state, a_coef, b_coef, spec)

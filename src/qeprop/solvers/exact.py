@@ -1,21 +1,45 @@
-"""Exact-diagonalisation equilibria: dense ``eigh``, sparse Lanczos and the Gibbs state."""
+"""Exact equilibria from state vectors: dense ``eigh``, sparse Lanczos, matrix-free Lanczos.
+
+The three vector backends share the state logic (ground state with its gap and degenerate
+manifold, excited levels followed by continuity, the Gibbs state); they differ only in how the
+lowest eigenpairs are found (an :class:`Eigen` strategy) and in the engine that applies Pauli sums
+to vectors (the sparse structure, or the compiled matrix-free kernel).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.linalg as la
 import scipy.sparse.linalg as spla
 
 from ..errors import ConvergenceError, DegeneracyError, LevelCrossingWarning, ProblemError
-from ..hamiltonian import ParametrisedHamiltonian, check_memory
-from ..states import Equilibrium
+from ..hamiltonian import ParametrisedHamiltonian
+from ..memory import available_memory, check_memory
+from ..states import Engine, Equilibrium
 from . import StateSpec
 
-__all__ = ["blas_threads", "solve_eigenstate", "solve_ground", "solve_thermal"]
+__all__ = [
+    "DENSE_EIGEN",
+    "MATRIX_FREE_EIGEN",
+    "SPARSE_EIGEN",
+    "Eigen",
+    "blas_threads",
+    "dense_memory",
+    "kernel_for",
+    "matrix_free_memory",
+    "solve_eigenstate",
+    "solve_ground",
+    "solve_kind",
+    "solve_thermal",
+    "sparse_memory",
+]
 
 # Krylov basis size of ARPACK. It checks convergence only after filling the basis, so a warm start,
 # which converges within a few steps, profits from a smaller basis than the default 20.
@@ -44,13 +68,101 @@ def blas_threads(n: int | None, dim: int) -> Iterator[None]:
         yield
 
 
+# ---------------------------------------------------------------------------- memory
+def _itemsize(ham: ParametrisedHamiltonian) -> int:
+    return 8 if ham.is_real else 16
+
+
+#: peak bytes per (string x basis state) of building the sparse structure (measured: the coo
+#: parts, their concatenation and the two CSR conversions of the string map; 126 complex,
+#: about 110 real, at 14-18 qubits)
+_STRUCTURE_BYTES = {8: 110.0, 16: 126.0}
+
+
+def _structure_memory(ham: ParametrisedHamiltonian) -> float:
+    if "structure" in ham.__dict__:  # already built
+        return 0.0
+    d, isz = ham.dim, _itemsize(ham)
+    masks = len({p.basis_masks(ham.n_qubits)[0] for p in ham.strings}) or 1
+    return len(ham.strings) * d * _STRUCTURE_BYTES[isz] + masks * d * 60.0
+
+
+def dense_memory(ham: ParametrisedHamiltonian, spec: StateSpec) -> float:
+    """Peak bytes of a dense solve: the structure, ``H``, ``eigh``'s copy and work, vectors."""
+    d, isz = ham.dim, _itemsize(ham)
+    return _structure_memory(ham) + 4.0 * d * d * isz
+
+
+def sparse_memory(ham: ParametrisedHamiltonian, spec: StateSpec) -> float:
+    """Peak bytes of a sparse solve: structure build, CSR data, ARPACK basis, response vectors."""
+    d, isz = ham.dim, _itemsize(ham)
+    masks = len({p.basis_masks(ham.n_qubits)[0] for p in ham.strings}) or 1
+    return _structure_memory(ham) + masks * d * isz + (_NCV_COLD + 16) * d * isz
+
+
+#: vectors a matrix-free gradient holds besides the Lanczos basis: free state and the levels
+#: above it, two nudged states, products, MINRES work vectors (twice the size if complex)
+_MF_VECTORS = 14
+#: smallest Lanczos basis of the matrix-free solver (two-pass Lanczos below it)
+_MF_MIN_BASIS = 4
+_MF_MAX_BASIS = 48
+#: largest qubit count the matrix-free kernel is built for (2^40 amplitudes are 8 TiB)
+_MF_MAX_QUBITS = 40
+
+
+_KERNELS: weakref.WeakKeyDictionary[ParametrisedHamiltonian, Any] = weakref.WeakKeyDictionary()
+
+
+def kernel_for(ham: ParametrisedHamiltonian) -> Any:
+    """The matrix-free engine (:class:`~qeprop.solvers.matrix_free.PauliKernel`) of ``ham``'s
+    string basis, built once per Hamiltonian (it holds no matrix, only small tables)."""
+    kernel = _KERNELS.get(ham)
+    if kernel is None:
+        from .matrix_free import PauliKernel
+
+        kernel = PauliKernel(ham.strings, ham.n_qubits)
+        kernel.strings = ham.strings  # type: ignore[attr-defined]  # engine identity (engine_for)
+        _KERNELS[ham] = kernel
+    return kernel
+
+
+def matrix_free_memory(ham: ParametrisedHamiltonian, spec: StateSpec) -> float:
+    """Peak bytes of a matrix-free solve: a few vectors plus the kernel's tables."""
+    d, isz = ham.dim, _itemsize(ham)
+    if ham.n_qubits > _MF_MAX_QUBITS:  # beyond any machine: no kernel needs to be built to know
+        return float((_MF_VECTORS + _MF_MIN_BASIS) * d * isz)
+    tables = kernel_for(ham).memory_bytes(threads=spec.threads)
+    return (_MF_VECTORS + _MF_MIN_BASIS) * d * isz + tables
+
+
 # ---------------------------------------------------------------------------- eigen-solvers
+EigenResult = tuple[np.ndarray, np.ndarray, str, int]
+Lowest = Callable[
+    [ParametrisedHamiltonian, np.ndarray, StateSpec, int, list[np.ndarray], int],
+    EigenResult,
+]
+
+
+@dataclass(frozen=True)
+class Eigen:
+    """How a vector backend finds the lowest eigenpairs and applies Pauli sums.
+
+    ``lowest(ham, values, spec, k, starts, precise) -> (evals (k,), vecs (d, k), method,
+    matvecs)``: the lowest ``k`` eigenpairs, the first ``precise`` to full tolerance,
+    warm-started from ``starts``. ``engine(ham)`` is the backend's Pauli-sum engine.
+    """
+
+    backend: str
+    lowest: Lowest
+    engine: Callable[[ParametrisedHamiltonian], Engine]
+
+
 def _dense_lowest(
     ham: ParametrisedHamiltonian, values: np.ndarray, spec: StateSpec, k: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Lowest ``k`` eigenpairs (all if ``k`` is None) of the dense matrix."""
     d = ham.dim
-    check_memory(3 * d * d * (8 if ham.is_real else 16), f"dense diagonalisation of dimension {d}")
+    check_memory(3 * d * d * _itemsize(ham), f"dense diagonalisation of dimension {d}")
     h = ham.dense(values)
     with blas_threads(spec.blas_threads, d):
         if k is None or k >= d:
@@ -58,28 +170,88 @@ def _dense_lowest(
         return la.eigh(h, subset_by_index=[0, k - 1], driver="evr")
 
 
-def _lowest(
+def _dense_eigen(
     ham: ParametrisedHamiltonian,
     values: np.ndarray,
     spec: StateSpec,
     k: int,
-    guess: Equilibrium | None,
+    starts: list[np.ndarray],
     precise: int,
-) -> tuple[np.ndarray, np.ndarray, str, int]:
-    """Lowest ``k`` eigenpairs, dense or by Lanczos warm-started from ``guess``.
+) -> EigenResult:
+    ev, vec = _dense_lowest(ham, values, spec, min(k, ham.dim))
+    return ev, vec, "dense", 0
 
-    Only the first ``precise`` levels are needed to full tolerance (the others give the gap).
-    """
+
+def _sparse_eigen(
+    ham: ParametrisedHamiltonian,
+    values: np.ndarray,
+    spec: StateSpec,
+    k: int,
+    starts: list[np.ndarray],
+    precise: int,
+) -> EigenResult:
     d = ham.dim
     k = min(k, d)
     if spec.use_dense(d) or k >= d - 1:
-        ev, vec = _dense_lowest(ham, values, spec, k)
-        return ev, vec, "dense", 0
-    starts: list[np.ndarray] = []
-    if guess is not None and guess.dim == d and guess.kind != "thermal":
-        starts = list(guess.vectors.T) + (list(guess.above.T) if guess.above is not None else [])
+        return _dense_eigen(ham, values, spec, k, starts, precise)
     ev, vec, mv = _lanczos_lowest(ham, values, spec, k, starts, precise)
     return ev, vec, "lanczos", mv
+
+
+def _matrix_free_eigen(
+    ham: ParametrisedHamiltonian,
+    values: np.ndarray,
+    spec: StateSpec,
+    k: int,
+    starts: list[np.ndarray],
+    precise: int,
+) -> EigenResult:
+    from .matrix_free import lanczos_lowest
+
+    d = ham.dim
+    k = min(k, d)
+    if spec.use_dense(d) or k >= d - 1:
+        return _dense_eigen(ham, values, spec, k, starts, precise)
+    kernel = kernel_for(ham)
+    coef = ham.string_coefficients(values)
+    dtype = np.float64 if ham.is_real else np.complex128
+    isz = _itemsize(ham)
+    room = available_memory() - (_MF_VECTORS * d * isz)
+    basis = int(min(_MF_MAX_BASIS, max(_MF_MIN_BASIS, room // (2 * d * isz))))
+    maxiter = spec.maxiter if spec.maxiter is not None else 20000
+    res = lanczos_lowest(
+        lambda v: kernel.apply(coef, v, threads=spec.threads),
+        d,
+        dtype,
+        k,
+        [s.real if ham.is_real else s.astype(complex) for s in starts],
+        tol=spec.tol,
+        gap_tol=spec.gap_tol,
+        precise=precise,
+        maxiter=maxiter,
+        max_vectors=basis,
+        rng=np.random.default_rng(20240501),
+    )
+    return res.evals, res.vecs, "matrix-free-lanczos", int(res.matvecs)
+
+
+def _structure(ham: ParametrisedHamiltonian) -> Engine:
+    return ham.structure
+
+
+def _kernel(ham: ParametrisedHamiltonian) -> Engine:
+    return kernel_for(ham)
+
+
+DENSE_EIGEN = Eigen("dense", _dense_eigen, _structure)
+SPARSE_EIGEN = Eigen("sparse", _sparse_eigen, _structure)
+MATRIX_FREE_EIGEN = Eigen("matrix-free", _matrix_free_eigen, _kernel)
+
+
+def _starts(guess: Equilibrium | None, d: int) -> list[np.ndarray]:
+    if guess is None or guess.dim != d or guess.kind == "thermal":
+        return []
+    return list(guess.vectors.T) + (list(guess.above.T) if guess.above is not None else [])
 
 
 def _lanczos_lowest(
@@ -153,29 +325,50 @@ def _lanczos_lowest(
     return np.asarray(evs)[order], locked[:, order], count[0]
 
 
-def _residual(
-    ham: ParametrisedHamiltonian, values: np.ndarray, vec: np.ndarray, ev: np.ndarray
-) -> float:
-    r = ham.sparse(values) @ vec - vec * ev
-    return float(np.max(np.linalg.norm(r, axis=0))) if r.size else 0.0
+def _residual(engine: Engine, coef: np.ndarray, vec: np.ndarray, ev: np.ndarray) -> float:
+    """Largest ``||H ψ_k - E_k ψ_k||`` over the columns of ``vec``."""
+    if not vec.size:
+        return 0.0
+    r = np.asarray(engine.apply(coef, vec)) - vec * ev
+    return float(np.max(np.linalg.norm(r, axis=0)))
 
 
 def _make_real(vec: np.ndarray, ham: ParametrisedHamiltonian) -> np.ndarray:
     return vec.real.astype(np.float64) if ham.is_real and np.iscomplexobj(vec) else vec
 
 
-def _degeneracy_message(kind: str, level: int, gap: float, spec: StateSpec) -> str:
+def _degeneracy_message(kind: str, level: int, gap: float, threshold: float) -> str:
     what = "ground state" if kind == "ground" else f"eigenstate {level}"
     return (
-        f"the {what} is degenerate: gap {gap:.3e} is below degeneracy_tol={spec.degeneracy_tol:g}; "
+        f"the {what} is degenerate: gap {gap:.3e} is below the degeneracy threshold "
+        f"{threshold:.3g} (degeneracy_tol, at least 1e3 eps ||H||); "
         "set degeneracy='mixture' to use the equal-weight mixture over the degenerate manifold, "
         "or break the degeneracy (e.g. a small symmetry-breaking field)"
     )
 
 
 # ---------------------------------------------------------------------------- ground state
+def solve_kind(
+    eigen: Eigen,
+    ham: ParametrisedHamiltonian,
+    values: np.ndarray,
+    spec: StateSpec,
+    guess: Equilibrium | None,
+) -> Equilibrium:
+    """The equilibrium of ``spec.kind`` with the eigensolver and engine of ``eigen``."""
+    if spec.kind == "thermal":
+        return solve_thermal(ham, values, spec, guess)
+    if spec.kind == "eigenstate":
+        return solve_eigenstate(ham, values, spec, guess, eigen)
+    return solve_ground(ham, values, spec, guess, eigen)
+
+
 def solve_ground(
-    ham: ParametrisedHamiltonian, values: np.ndarray, spec: StateSpec, guess: Equilibrium | None
+    ham: ParametrisedHamiltonian,
+    values: np.ndarray,
+    spec: StateSpec,
+    guess: Equilibrium | None,
+    eigen: Eigen = SPARSE_EIGEN,
 ) -> Equilibrium:
     """Ground state (or equal-weight mixture over a degenerate ground manifold) of ``H(values)``.
 
@@ -188,21 +381,24 @@ def solve_ground(
     g_fixed = guess.degeneracy if follow and guess is not None else None
     k = (g_fixed + 1) if g_fixed else 2
     matvecs = 0
+    starts = _starts(guess, d)
+    tol_deg = spec.degeneracy_threshold(ham.norm_bound(values))
     while True:
-        ev, vec, method, mv = _lowest(ham, values, spec, k, guess, precise=g_fixed or k - 1)
+        ev, vec, method, mv = eigen.lowest(ham, values, spec, k, starts, g_fixed or k - 1)
         matvecs += mv
         if g_fixed is not None:
             g = g_fixed
             break
-        within = int(np.sum(ev - ev[0] < spec.degeneracy_tol))
+        within = int(np.sum(ev - ev[0] < tol_deg))
         if within < len(ev) or len(ev) >= d:
             g = within if spec.degeneracy == "mixture" else 1
             break
         k = min(2 * k, d)
     gap = float(ev[g] - ev[g - 1]) if len(ev) > g else float("inf")
-    if spec.degeneracy == "error" and gap < spec.degeneracy_tol:
-        raise DegeneracyError(_degeneracy_message("ground", 0, gap, spec))
+    if spec.degeneracy == "error" and gap < tol_deg:
+        raise DegeneracyError(_degeneracy_message("ground", 0, gap, tol_deg))
     vectors = _make_real(vec[:, :g], ham)
+    engine = eigen.engine(ham)
     return Equilibrium(
         vectors=vectors,
         weights=np.full(g, 1.0 / g),
@@ -212,16 +408,22 @@ def solve_ground(
         kind="ground",
         method=method,
         level=0,
-        residual=_residual(ham, values, vectors, ev[:g]),
+        residual=_residual(engine, ham.string_coefficients(values), vectors, ev[:g]),
         matvecs=matvecs,
         spectrum=ev.copy(),
         above=_make_real(vec[:, g:], ham) if vec.shape[1] > g else None,
+        backend=eigen.backend,
+        engine=engine,
     )
 
 
 # ---------------------------------------------------------------------------- excited level
 def solve_eigenstate(
-    ham: ParametrisedHamiltonian, values: np.ndarray, spec: StateSpec, guess: Equilibrium | None
+    ham: ParametrisedHamiltonian,
+    values: np.ndarray,
+    spec: StateSpec,
+    guess: Equilibrium | None,
+    eigen: Eigen = SPARSE_EIGEN,
 ) -> Equilibrium:
     """The ``spec.level``-th eigenstate, followed by continuity from ``guess`` when given.
 
@@ -240,8 +442,10 @@ def solve_eigenstate(
     top = (guess.level + guess.degeneracy) if follow and guess is not None else spec.level + 1
     k = min(d, top + 2)
     matvecs = 0
+    starts = _starts(guess, d)
+    tol_deg = spec.degeneracy_threshold(ham.norm_bound(values))
     while True:
-        ev, vec, method, mv = _lowest(ham, values, spec, k, guess, precise=k)
+        ev, vec, method, mv = eigen.lowest(ham, values, spec, k, starts, k)
         matvecs += mv
         if follow and guess is not None:
             ov = np.sum(np.abs(vec.conj().T @ guess.vectors) ** 2 * guess.weights, axis=1)
@@ -264,9 +468,9 @@ def solve_eigenstate(
         lvl = spec.level
         lo = hi = lvl
         if spec.degeneracy == "mixture":
-            while lo > 0 and ev[lvl] - ev[lo - 1] < spec.degeneracy_tol:
+            while lo > 0 and ev[lvl] - ev[lo - 1] < tol_deg:
                 lo -= 1
-            while hi + 1 < len(ev) and ev[hi + 1] - ev[lvl] < spec.degeneracy_tol:
+            while hi + 1 < len(ev) and ev[hi + 1] - ev[lvl] < tol_deg:
                 hi += 1
         if hi == len(ev) - 1 and len(ev) < d:
             k = min(d, 2 * k)
@@ -276,10 +480,11 @@ def solve_eigenstate(
     below = ev[lo] - ev[lo - 1] if lo > 0 else np.inf
     above = ev[hi + 1] - ev[hi] if hi + 1 < len(ev) else np.inf
     gap = float(min(below, above))
-    if spec.degeneracy == "error" and gap < spec.degeneracy_tol:
-        raise DegeneracyError(_degeneracy_message("eigenstate", spec.level, gap, spec))
+    if spec.degeneracy == "error" and gap < tol_deg:
+        raise DegeneracyError(_degeneracy_message("eigenstate", spec.level, gap, tol_deg))
     vectors = _make_real(vec[:, chosen], ham)
     energies = ev[chosen].copy()
+    engine = eigen.engine(ham)
     return Equilibrium(
         vectors=vectors,
         weights=np.full(len(chosen), 1.0 / len(chosen)),
@@ -289,9 +494,11 @@ def solve_eigenstate(
         kind="eigenstate",
         method=method,
         level=lo,
-        residual=_residual(ham, values, vectors, energies),
+        residual=_residual(engine, ham.string_coefficients(values), vectors, energies),
         matvecs=matvecs,
         spectrum=ev.copy(),
+        backend=eigen.backend,
+        engine=engine,
     )
 
 
@@ -307,7 +514,8 @@ def solve_thermal(
     del guess  # a dense solve has no use for a warm start
     ev, vec = _dense_lowest(ham, values, spec, None)
     t = float(spec.temperature)  # type: ignore[arg-type]
-    boltz = np.exp(-(ev - ev[0]) / t)
+    with np.errstate(over="ignore"):  # T far below the level spacing: weights underflow to 0
+        boltz = np.exp(-(ev - ev[0]) / t)
     weights = boltz / boltz.sum()
     vectors = _make_real(vec, ham)
     return Equilibrium(
@@ -322,4 +530,6 @@ def solve_thermal(
         residual=0.0,
         matvecs=0,
         spectrum=ev,
+        backend="dense",
+        engine=ham.structure,
     )
