@@ -26,7 +26,7 @@ from qeprop import estimate_gradient
 from qeprop.cli import main
 from qeprop.problem import load_problem
 
-JSON_KEYS = {"loss", "outputs", "gradient", "preparations", "shots"}
+JSON_KEYS = {"loss", "outputs", "gradient", "preparations", "shots", "backend"}
 
 
 def write(tmp_path: Path, d: dict[str, Any] | str, name: str = "problem.json") -> Path:

@@ -10,6 +10,8 @@ functions that need them.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .errors import (
     ConvergenceError,
     DegeneracyError,
@@ -19,20 +21,61 @@ from .errors import (
     ProblemTooLargeError,
     QEPError,
 )
-from .gradients import (
-    ESTIMATORS,
-    GradientOptions,
-    GradientRecord,
-    estimate_gradient,
-    susceptibility,
-)
-from .hamiltonian import ParametrisedHamiltonian, Term
-from .losses import CrossEntropy, FunctionLoss, MeanSquaredError
-from .measurement import Estimate, measure
-from .pauli import PauliString, PauliSum
-from .solvers import StateSpec, solve
-from .states import Equilibrium
-from .system import QEPSystem
+
+#: public name -> module that defines it (imported on first use: ``import qeprop`` stays light
+#: and starts in milliseconds, so the command line can catch Ctrl-C from its first instant)
+_LAZY = {
+    "ESTIMATORS": "gradients",
+    "GradientOptions": "gradients",
+    "GradientRecord": "gradients",
+    "estimate_gradient": "gradients",
+    "susceptibility": "gradients",
+    "ParametrisedHamiltonian": "hamiltonian",
+    "Term": "hamiltonian",
+    "CrossEntropy": "losses",
+    "FunctionLoss": "losses",
+    "MeanSquaredError": "losses",
+    "Estimate": "measurement",
+    "measure": "measurement",
+    "PauliString": "pauli",
+    "PauliSum": "pauli",
+    "StateSpec": "solvers",
+    "solve": "solvers",
+    "Equilibrium": "states",
+    "QEPSystem": "system",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'qeprop' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from .gradients import (
+        ESTIMATORS,
+        GradientOptions,
+        GradientRecord,
+        estimate_gradient,
+        susceptibility,
+    )
+    from .hamiltonian import ParametrisedHamiltonian, Term
+    from .losses import CrossEntropy, FunctionLoss, MeanSquaredError
+    from .measurement import Estimate, measure
+    from .pauli import PauliString, PauliSum
+    from .solvers import StateSpec, solve
+    from .states import Equilibrium
+    from .system import QEPSystem
 
 __version__ = "0.1.0"
 

@@ -2,12 +2,14 @@
 
 ``qeprop gradient FILE [--estimator K] [--nudge B] [--shots M] [--seed S] [--json]``
 ``qeprop run EXPERIMENT --out DIR [--config FILE] [--set KEY=VALUE ...] [--no-progress]``
-``qeprop run --resume DIR [--no-progress]``
+``qeprop run EXPERIMENT --help`` (the experiment's configuration keys, types, defaults, meanings)
+``qeprop run --resume DIR [--force-version] [--no-progress]``
 ``qeprop plot DIR... [--out PLOTDIR] [--cache DIR] [--no-background]``
 ``qeprop map [RUN_DIR] [--set KEY=VALUE ...] [--cache DIR] [--plot FILE] [--no-progress]``
 
-Errors in the input are reported in one line naming their place, with exit status 2. An
-interrupted run (Ctrl-C, ``SIGTERM``) is checkpointed and exits with status 130.
+Errors in the input (and failed file operations, such as a full disk) are reported in one line
+naming their place, with exit status 2. An interrupted run (Ctrl-C, ``SIGTERM``) is checkpointed
+and exits with status 130; Ctrl-C at any other moment exits with status 130 too, in one line.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import json
 import math
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import replace
@@ -54,21 +57,38 @@ def _parser() -> argparse.ArgumentParser:
         "--shots", type=int, help="measurement shots M per observable (overrides the file)"
     )
     g.add_argument("--seed", type=int, help="random seed for shot noise (overrides the file)")
+    g.add_argument(
+        "--method",
+        help="equilibrium backend: auto, dense, sparse or matrix-free (overrides state.method)",
+    )
+    g.add_argument(
+        "--threads",
+        type=int,
+        help="threads of the matrix-free backend (overrides state.threads; default 1)",
+    )
     g.add_argument("--json", action="store_true", help="print one JSON object")
 
     r = sub.add_parser(
         "run",
+        add_help=False,
         help="run an experiment into a new run directory, or resume one",
         description="Run an experiment into a new run directory (config.toml, provenance.json, "
-        "metrics.jsonl, checkpoints, results.npz, summary.json), or resume an interrupted run.",
+        "metrics.jsonl, checkpoints, results.npz, summary.json), or resume an interrupted run. "
+        "'qeprop run EXPERIMENT --help' lists the experiment's configuration keys.",
         epilog="examples: qeprop run phase-recognition --out runs/xyz --set steps=500 "
-        "--set couplings=xz;  qeprop run --resume runs/xyz",
+        "--set couplings=xz;  qeprop run --resume runs/xyz;  qeprop run sensitivity --help",
+    )
+    r.add_argument(
+        "-h",
+        "--help",
+        action="store_true",
+        help="show this help (with EXPERIMENT: its configuration keys) and exit",
     )
     r.add_argument(
         "experiment",
         nargs="?",
-        help="phase-recognition, gradient-quality, phase-exploration or sensitivity "
-        "(or 'module:attribute' of your own)",
+        help="phase-recognition, gradient-quality, phase-exploration, sensitivity or "
+        "kitaev-sensor (or 'module:attribute' of your own)",
     )
     r.add_argument("--out", metavar="DIR", help="new run directory (must not exist)")
     r.add_argument("--config", metavar="FILE", help="TOML file of configuration values")
@@ -78,10 +98,17 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         dest="overrides",
-        help="configuration value (TOML literal or plain string), after --config; repeatable",
+        help="configuration value (TOML literal or plain string; 'none' unsets an optional "
+        "value), after --config; repeatable",
     )
     r.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its checkpoint")
+    r.add_argument(
+        "--force-version",
+        action="store_true",
+        help="with --resume: continue a run started with another qeprop version (recorded)",
+    )
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.set_defaults(run_help=r.format_help)
 
     pl = sub.add_parser(
         "plot",
@@ -131,6 +158,7 @@ def _gradient(args: argparse.Namespace, out: TextIO) -> int:
     from .gradients import ESTIMATORS, estimate_gradient
     from .problem import load_problem
 
+    t_start = time.perf_counter()
     prob = load_problem(args.file)
     estimator = args.estimator or prob.estimator
     if estimator not in ESTIMATORS:
@@ -147,6 +175,18 @@ def _gradient(args: argparse.Namespace, out: TextIO) -> int:
         changes["shots"] = args.shots
     if args.seed is not None and args.seed < 0:
         raise QEPError(f"must be a non-negative integer, got {args.seed}", where="--seed")
+    spec = prob.options.state
+    for flag, key, value in (
+        ("--method", "method", args.method),
+        ("--threads", "threads", args.threads),
+    ):
+        if value is not None:
+            try:
+                spec = spec.with_(**{key: value})
+            except QEPError as e:
+                raise QEPError(e.message, where=flag) from None
+    if spec is not prob.options.state:
+        changes["state"] = spec
     opts = replace(prob.options, **changes) if changes else prob.options  # type: ignore[arg-type]
     seed = args.seed if args.seed is not None else prob.seed
     if opts.shots is not None and seed is None:
@@ -171,6 +211,7 @@ def _gradient(args: argparse.Namespace, out: TextIO) -> int:
             "gradient": rec.gradient_dict(),
             "preparations": rec.preparations,
             "shots": rec.shots,
+            "backend": rec.backend,
         }
         out.write(json.dumps(obj) + "\n")
         return 0
@@ -184,6 +225,7 @@ def _gradient(args: argparse.Namespace, out: TextIO) -> int:
         f"problem    {prob.source}: {sysm.hamiltonian.n_qubits} qubits, "
         f"{len(sysm.hamiltonian.terms)} terms, {len(sysm.trainable)} trainable parameters",
         f"state      {state}, gap {rec.gap:.4g}",
+        f"backend    {rec.backend} ({time.perf_counter() - t_start:.2f} s)",
         f"estimator  {rec.estimator}"
         + (f" (nudge {rec.nudge:g})" if rec.nudge else "")
         + f", {rec.preparations} preparations, {rec.shots} shots",
@@ -201,7 +243,9 @@ def _gradient(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _print_summary(run_dir: Path, out: TextIO) -> None:
-    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    from .runs import SUMMARY, _read_json_object
+
+    summary = _read_json_object(run_dir / SUMMARY)
     out.write(
         f"{run_dir}: {summary.get('experiment')} finished after {summary.get('steps')} steps\n"
     )
@@ -218,6 +262,13 @@ def _run(args: argparse.Namespace, argv: Sequence[str] | None, out: TextIO) -> i
     from .runs import load_config, parse_overrides, resume_run, start_run
 
     progress = not args.no_progress
+    if args.help:
+        out.write(args.run_help())
+        if args.experiment:
+            out.write("\n" + _config_help(args.experiment))
+        return 0
+    if args.force_version and args.resume is None:
+        raise QEPError("only applies to --resume", where="--force-version")
     if args.resume is not None:
         given = {
             "EXPERIMENT": args.experiment,
@@ -230,7 +281,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str] | None, out: TextIO) -> i
                 raise QEPError(
                     "cannot be combined with --resume (a run keeps its configuration)", where=flag
                 )
-        run_dir = resume_run(args.resume, progress=progress)
+        run_dir = resume_run(args.resume, progress=progress, force_version=args.force_version)
     else:
         overrides: dict[str, object] = {}
         if args.config is not None:
@@ -250,6 +301,27 @@ def _run(args: argparse.Namespace, argv: Sequence[str] | None, out: TextIO) -> i
         run_dir = start_run(name, overrides, args.out, command_line=command_line, progress=progress)
     _print_summary(run_dir, out)
     return 0
+
+
+def _config_help(name: str) -> str:
+    """The configuration keys of experiment ``name``: type, default and meaning of each."""
+    from .config import Config, describe
+    from .experiments import get_experiment
+
+    experiment = get_experiment(name)
+    head = (
+        f"configuration of {name} (--set KEY=VALUE, or KEY = VALUE lines in --config FILE; "
+        "'none' unsets an optional value):\n"
+    )
+    config_type = getattr(experiment, "Config", None)
+    if isinstance(config_type, type) and issubclass(config_type, Config):
+        return head + describe(config_type) + "\n"
+    defaults = getattr(experiment, "defaults", None)
+    if not callable(defaults):
+        return head + "  (this experiment does not list its keys)\n"
+    items = defaults()
+    w = max([len(str(k)) for k in items] + [3])
+    return head + "".join(f"  {k!s:<{w}}  {v!r}\n" for k, v in items.items())
 
 
 def _run_map_spec(run_dir: Path) -> MapSpec:
@@ -318,8 +390,12 @@ def _map(args: argparse.Namespace, out: TextIO) -> int:
     fields |= overrides
     try:
         spec = MapSpec(**fields)
+    except QEPError:
+        raise
     except (TypeError, ValueError) as e:
         raise QEPError(f"bad map setting: {e}") from None
+    if args.plot:
+        _check_image_path(args.plot, "--plot")
     data, path = _get_map(spec, args.cache, not args.no_progress)
     out.write(f"{path}\n")
     if args.plot:
@@ -334,10 +410,17 @@ def _plot(args: argparse.Namespace, out: TextIO) -> int:
     from .runs import CONFIG, load_config
 
     dirs = [Path(d) for d in args.dirs]
+    for d in dirs:
+        if not d.is_dir():
+            raise QEPError(
+                "not a directory" if d.exists() else "no such run directory", where=str(d)
+            )
     if args.out is not None:
         plot_dir = Path(args.out)
+        _check_dir_path(plot_dir, "--out")
     else:
         plot_dir = dirs[0] / "plots" if len(dirs) == 1 else Path("plots")
+        _check_dir_path(plot_dir, "plot directory")
     backgrounds: dict[str, dict] = {}
     if not args.no_background:
         for d in dirs:
@@ -351,8 +434,44 @@ def _plot(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _check_dir_path(path: Path, flag: str) -> None:
+    """Refuse a directory path that exists as a file, or below a file."""
+    if path.exists() and not path.is_dir():
+        raise QEPError(f"{path} exists and is not a directory", where=flag)
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise QEPError(f"cannot create {path}: {parent} is not a directory", where=flag)
+            break
+
+
+def _check_image_path(name: str, flag: str) -> None:
+    """Refuse an image file name of an unknown format, or one that cannot be created."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    path = Path(name)
+    formats = sorted(FigureCanvasBase.get_supported_filetypes())
+    if path.suffix.lower().lstrip(".") not in formats:
+        raise QEPError(
+            f"unknown image format {path.suffix or '(no suffix)'!r} in {name!r}; end the file "
+            f"name with one of {', '.join('.' + f for f in formats)}",
+            where=flag,
+        )
+    if path.is_dir():
+        raise QEPError(f"{path} is a directory", where=flag)
+    _check_dir_path(path.parent, flag)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qeprop`` command."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C outside a run (parsing, imports, a resume's checks)
+        sys.stderr.write("qeprop: interrupted\n")
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
     from .runs import RunInterrupted
 
     args = _parser().parse_args(argv)
@@ -374,15 +493,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command == "map":
                 return _map(args, sys.stdout)
         except QEPError as e:
-            sys.stderr.write(f"qeprop: error: {e}\n")
+            sys.stderr.write(f"qeprop: error: {_one_line(str(e))}\n")
             return EXIT_USAGE
         except RunInterrupted as e:
             sys.stderr.write(f"qeprop: {e}\n")
             return EXIT_INTERRUPTED
-        except KeyboardInterrupt:
-            sys.stderr.write("qeprop: interrupted\n")
-            return EXIT_INTERRUPTED
+        except OSError as e:  # a full disk, a missing permission
+            where = f"{e.filename}: " if e.filename else ""
+            sys.stderr.write(f"qeprop: error: {where}{_one_line(e.strerror or str(e))}\n")
+            return EXIT_USAGE
+        except MemoryError:
+            sys.stderr.write("qeprop: error: out of memory (try a smaller problem)\n")
+            return EXIT_USAGE
     return EXIT_USAGE
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":  # pragma: no cover
