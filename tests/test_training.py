@@ -185,15 +185,105 @@ def test_batch_solver_hands_degenerate_levels_to_the_reference_solver() -> None:
         solve_ground_batch(h, np.array([v]), StateSpec(tol=1e-10, degeneracy="error"))
 
 
+@pytest.mark.parametrize("letters", ["IXZ", "IXYZ"])
+def test_mask_data_and_many_expectations_match_dense_operators(letters: str) -> None:
+    """The compiled flip-pattern data and string expectations against dense matrices."""
+    from qeprop.measurement import string_expectations_many
+    from qeprop.states import Equilibrium
+
+    ham, v = random_hamiltonian(6, 20, 3, seed=9, letters=letters)
+    rng = np.random.default_rng(2)
+    values = v + 0.3 * rng.standard_normal((3, len(v)))
+    st = ham.structure
+    masks = st.mask_layout[0]
+    data = st.mask_data(ham.string_coefficients(values))
+    assert data.dtype == st.dtype and data.shape == (3, len(masks), ham.dim)
+    rows = np.arange(ham.dim)
+    for vals, dk in zip(values, data, strict=True):
+        dense = ham.sparse(vals).toarray()
+        for k, m in enumerate(masks):
+            # H[r, r ^ m] = D[k, r]: the same few ±1 / ±i multiples of the coefficients, summed
+            # in another order (rounding only)
+            np.testing.assert_allclose(dk[k], dense[rows, rows ^ m], rtol=0, atol=1e-13)
+    with pytest.raises(ProblemError, match="coefficients"):
+        st.mask_data(np.ones((2, len(ham.strings) + 1)))
+    states = solve_ground_batch(ham, values, StateSpec(tol=1e-10))
+    # a mixed state goes one by one; a pure state of no engine joins the compiled pass
+    q, _ = np.linalg.qr(rng.standard_normal((ham.dim, 2)) + 1j * rng.standard_normal((ham.dim, 2)))
+    mixed = Equilibrium(vectors=q, weights=np.array([0.3, 0.7]), energies=np.zeros(2), gap=1.0)
+    plain = Equilibrium(vectors=q[:, :1], weights=np.ones(1), energies=np.zeros(1), gap=1.0)
+    states += [mixed, plain]
+    got = string_expectations_many(ham, states)
+    for row, state in zip(got, states, strict=True):
+        rho = state.density_matrix()
+        ref = [np.trace(rho @ p.to_sparse(ham.n_qubits).toarray()).real for p in ham.strings]
+        # sums of 64 products of unit-norm amplitudes with ±1: rounding at 1e-15
+        np.testing.assert_allclose(row, ref, rtol=0, atol=1e-12)
+
+
+def test_batch_solver_is_independent_of_the_thread_count() -> None:
+    """Each element is solved by one thread from its own inputs: bit-identical results."""
+    import numba
+
+    from qeprop.solvers.matrix_free import numba_threads
+
+    ham, v = random_hamiltonian(7, 24, 3, seed=4, letters="IXYZ")
+    values = v + 0.3 * np.random.default_rng(0).standard_normal((5, len(v)))
+    spec = StateSpec(tol=1e-8, gap_tol=1e-5)
+    runs = []
+    for threads in sorted({1, min(2, int(numba.config.NUMBA_NUM_THREADS))}):  # type: ignore[attr-defined]
+        with numba_threads(threads):
+            cold = solve_ground_batch(ham, values, spec)
+            warm = solve_ground_batch(ham, values + 1e-2, spec, guesses=cold)
+        runs.append(cold + warm)
+    for a, b in zip(runs[0], runs[-1], strict=True):
+        np.testing.assert_array_equal(a.vectors, b.vectors)
+        np.testing.assert_array_equal(a.energies, b.energies)
+        assert a.matvecs == b.matvecs
+        assert a.gap == b.gap or (np.isnan(a.gap) and np.isnan(b.gap))
+
+
+def test_batch_solver_lowest_ritz_value_matches_lapack() -> None:
+    """Laguerre's iteration on the Lanczos tridiagonal matrix against LAPACK."""
+    from scipy.linalg import eigvalsh_tridiagonal
+
+    from qeprop.solvers._lanczos_kernels import lowest_eigenvalue
+
+    rng = np.random.default_rng(7)
+    cases = [(rng.standard_normal(m), np.abs(rng.standard_normal(m))) for m in (1, 2, 3, 17, 60)]
+    # a tiny coupling between two blocks with equal lowest levels: a near-double lowest root
+    a = np.tile(rng.standard_normal(10), 2)
+    b = np.tile(np.abs(rng.standard_normal(10)), 2)
+    b[9] = 1e-9
+    cases += [(a, b), (1e6 * rng.standard_normal(30), 1e6 * np.abs(rng.standard_normal(30)))]
+    for alpha, beta in cases:
+        m = len(alpha)
+        ref = eigvalsh_tridiagonal(alpha, beta[: m - 1])[0]
+        scale = np.abs(alpha).max() + 2 * np.abs(beta).max()
+        # both are backward stable: agreement to a few ulps of the matrix norm
+        assert abs(lowest_eigenvalue(alpha, beta, m) - ref) <= 1e-13 * scale
+
+
+def test_batch_solver_rejects_bad_values_naming_the_parameter() -> None:
+    ham, v = random_hamiltonian(5, 12, 2, seed=7)
+    bad = np.array([v, v])
+    bad[1, 1] = np.nan
+    with pytest.raises(ProblemError, match="t1"):
+        solve_ground_batch(ham, bad)
+    with pytest.raises(ProblemError, match="parameter values"):
+        solve_ground_batch(ham, np.ones((2, len(v) + 1)))
+
+
 def test_phase_recognition_killed_and_resumed_equals_uninterrupted(tmp_path) -> None:
-    """SIGKILL a real ``qeprop run phase-recognition`` at a random step, resume, compare."""
+    """SIGKILL a real ``qeprop run phase-recognition`` (and then its resume) at steps drawn from a
+    seeded schedule, resume to the end, compare with an uninterrupted run byte for byte."""
     import json
     import signal
     import subprocess
     import sys
     import time
 
-    from qeprop.runs import resume_run, start_run
+    from qeprop.runs import load_checkpoint, resume_run, start_run
 
     small = {"chain_length": 4, "steps": 60, "batch_size": 3, "test_size": 6, "eval_every": 5,
              "checkpoint_every": 3, "map_resolution": 3}  # fmt: skip
@@ -202,27 +292,39 @@ def test_phase_recognition_killed_and_resumed_equals_uninterrupted(tmp_path) -> 
     sets = [a for k, v in small.items() for a in ("--set", f"{k}={v}")]
     argv = [sys.executable, "-m", "qeprop.cli", "run", "phase-recognition", "--out", str(d),
             "--no-progress", *sets]  # fmt: skip
-    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        target = int(np.random.default_rng().integers(3, 30))
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if json.loads((d / "checkpoint.json").read_text())["step"] >= target:
-                    break
-            except (OSError, ValueError, KeyError):
-                pass
-            time.sleep(0.005)
-        proc.kill()
-    finally:
-        proc.communicate(timeout=60)
-    # killed at a checkpoint between steps 3 and 30 of 60, never after the end
-    assert proc.returncode == -signal.SIGKILL
-    assert not (d / "summary.json").exists()
+    rng = np.random.default_rng(60)
+    schedule = sorted(rng.choice(np.arange(3, 45), size=2, replace=False).tolist())
+    resumed = []
+    for target in schedule:
+        proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    if json.loads((d / "checkpoint.json").read_text())["step"] >= target:
+                        break
+                except (OSError, ValueError, KeyError):
+                    pass
+                time.sleep(0.005)
+            time.sleep(float(rng.uniform(0, 0.05)))  # somewhere inside the next step
+            proc.kill()
+        finally:
+            proc.communicate(timeout=60)
+        # killed at a checkpoint between steps 3 and 45 of 60, never after the end
+        assert proc.returncode == -signal.SIGKILL
+        assert not (d / "summary.json").exists()
+        resumed.append(load_checkpoint(d).step)
+        argv = [sys.executable, "-m", "qeprop.cli", "run", "--resume", str(d), "--no-progress"]
     resume_run(d, progress=False)
+    assert json.loads((d / "provenance.json").read_text())["resumed_at"] == resumed
     a, b = np.load(ref / "results.npz"), np.load(d / "results.npz")
-    # the same couplings: identical up to floating-point reassociation in library reductions
-    # (relative 1e-12 after 60 Adam steps; a lost or repeated step would differ by ~1e-3)
+    # the same couplings: a lost or repeated step would differ by ~1e-3
     np.testing.assert_allclose(a["params"], b["params"], rtol=1e-12, atol=1e-14)
     metrics = [ln for ln in (d / "metrics.jsonl").read_text().splitlines() if ln]
     assert [json.loads(m)["step"] for m in metrics] == list(range(0, 61, 5))
+    # and byte for byte: every step, evaluation and result as in the uninterrupted run
+    assert a.files == b.files
+    for k in a.files:
+        assert a[k].dtype == b[k].dtype and a[k].tobytes() == b[k].tobytes(), k
+    for name in ("metrics.jsonl", "summary.json", "config.toml"):
+        assert (d / name).read_bytes() == (ref / name).read_bytes(), name

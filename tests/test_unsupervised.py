@@ -65,11 +65,8 @@ def test_trajectory_does_not_depend_on_the_basis_of_the_edge_manifold(
     import qeprop.objective
     from qeprop.experiments.unsupervised import CouplingDescent
 
-    def fresh() -> CouplingDescent:
-        return CouplingDescent(
-            "phase-exploration", PHASE_EXPLORATION.params, PHASE_EXPLORATION.starts,
-            {k: v for k, v in PHASE_EXPLORATION.defaults().items() if k not in ("initial",)},
-        )  # fmt: skip
+    def fresh() -> CouplingDescent:  # no evaluation kept from other tests
+        return CouplingDescent("phase-exploration", PHASE_EXPLORATION.Config)
 
     reference, _ = _drive(fresh(), start=1, steps=8, compare_exact=False)
     rng = np.random.default_rng(11)

@@ -14,49 +14,35 @@ Hooks for interruption tests (attributes of ``TOY``, not configuration):
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from qeprop.errors import ProblemError
-from qeprop.experiments import TrainState
-
-DEFAULTS: dict[str, Any] = {
-    "steps": 60,
-    "eval_every": 10,
-    "checkpoint_every": 20,
-    "seed": 0,
-    "learning_rate": 0.05,
-    "noise": 0.5,
-    "dim": 4,
-    "sleep": 0.0,
-    "label": "toy",
-}
+from qeprop.config import Config, option
+from qeprop.experiments import ExperimentBase, TrainState
 
 
-class Toy:
+@dataclass(frozen=True)
+class ToyConfig(Config):
+    steps: int = option(60, "descent steps", ge=1, le=10**6)
+    eval_every: int = option(10, "steps between evaluations", ge=1)
+    checkpoint_every: int = option(20, "steps between checkpoints", ge=1)
+    seed: int = option(0, "seed of the start and the noise", ge=0)
+    learning_rate: float = option(0.05, "learning rate", gt=0, le=10)
+    noise: float = option(0.5, "standard deviation of the gradient noise", ge=0, le=100)
+    dim: int = option(4, "dimension of the bowl", ge=1, le=1000)
+    sleep: float = option(0.0, "seconds to sleep in every step (for signal tests)", ge=0, le=10)
+    label: str = option("toy", "name in plots")
+
+
+class Toy(ExperimentBase):
     name = "toy"
+    Config = ToyConfig
 
     def __init__(self) -> None:
         self.interrupt_at: int | None = None
         self.fail_at: int | None = None
-
-    def defaults(self) -> dict[str, Any]:
-        return dict(DEFAULTS)
-
-    def resolve(self, config: dict[str, Any]) -> dict[str, Any]:
-        out = self.defaults()
-        for key, value in config.items():
-            if key not in out:
-                raise ProblemError(f"unknown key {key!r}", where=key)
-            if type(value) is not type(out[key]) and not (
-                isinstance(out[key], float) and type(value) is int
-            ):
-                raise ProblemError(f"expected {type(out[key]).__name__}, got {value!r}", where=key)
-            out[key] = type(out[key])(value)
-        if out["steps"] < 1 or out["eval_every"] < 1 or out["checkpoint_every"] < 1:
-            raise ProblemError("must be positive", where="steps")
-        return out
 
     @staticmethod
     def _problem(dim: int) -> tuple[np.ndarray, np.ndarray]:

@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import QEPError
 from .maps import MapSpec, compute_map
-from .runs import _write_npz
+from .runs import _write_npz, read_npz
 
 __all__ = ["cached_map", "default_cache_dir", "load_map", "map_path"]
 
@@ -42,14 +42,16 @@ def map_path(spec: MapSpec, cache_dir: str | Path | None = None) -> Path:
 def load_map(path: str | Path) -> dict[str, Any]:
     """Arrays of a saved map plus ``"spec"`` (a dict)."""
     p = Path(path)
-    try:
-        with np.load(p, allow_pickle=False) as data:
-            out: dict[str, Any] = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as e:
-        raise QEPError(f"cannot read the map: {e}", where=str(p)) from None
-    if "spec" not in out or "values" not in out:
+    out: dict[str, Any] = dict(read_npz(p, "map"))
+    if "spec" not in out or "values" not in out or out["spec"].dtype.kind != "U":
         raise QEPError("not a qeprop map (no 'spec' or 'values')", where=str(p))
-    out["spec"] = json.loads(str(out["spec"]))
+    try:
+        spec = json.loads(str(out["spec"]))
+    except ValueError as e:
+        raise QEPError(f"damaged map: its spec is not JSON ({e})", where=str(p)) from None
+    if not isinstance(spec, dict):
+        raise QEPError("damaged map: its spec is not a JSON object", where=str(p))
+    out["spec"] = spec
     return out
 
 
@@ -66,11 +68,19 @@ def cached_map(
     """
     path = map_path(spec, cache_dir)
     if path.exists():
-        return load_map(path), path, False
+        try:
+            return load_map(path), path, False
+        except QEPError:
+            if not compute:
+                raise
+            # a damaged cache file (a crash cannot leave one: writes are atomic) is recomputed
     if not compute:
         return None, path, False
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise QEPError(f"cannot create the map cache: {e.strerror}", where=str(path.parent)) from e
     arrays = compute_map(spec, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
     spec_text = json.dumps(spec.as_dict(), sort_keys=True)
     _write_npz(path, {**arrays, "spec": np.array(spec_text)})
     return load_map(path), path, True

@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ProblemError
+from .config import check_value
+from .errors import ProblemError, QEPError
 from .gradients import response
 from .measurement import expectations
 from .models import cluster_ising
@@ -35,9 +36,12 @@ from .solvers import StateSpec, solve
 from .solvers.exact import blas_threads
 from .system import QEPSystem
 
-__all__ = ["MapSpec", "compute_map"]
+__all__ = ["MAX_COUPLING", "MapSpec", "compute_map"]
 
 _MAX_SITES = 14
+#: largest |coupling| anywhere on a map (and of the unsupervised tasks): the cluster-Ising
+#: couplings are O(1), and far larger values only overflow the solvers
+MAX_COUPLING = 1000.0
 
 
 @dataclass(frozen=True)
@@ -63,31 +67,54 @@ class MapSpec:
 
     def __post_init__(self) -> None:
         names = cluster_ising.PARAMS
-        if not isinstance(self.chain_length, int) or not 3 <= self.chain_length <= _MAX_SITES:
-            raise ProblemError(
-                f"chain_length must be an integer from 3 to {_MAX_SITES}, got {self.chain_length!r}"
-            )
-        if self.x not in names or self.y not in names or self.x == self.y:
+        length = check_value(self.chain_length, "chain_length", int, ge=3, le=_MAX_SITES)
+        object.__setattr__(self, "chain_length", length)
+        check_value(self.boundary, "boundary", str, choices=("open", "periodic"))
+        check_value(self.x, "x", str, choices=names)
+        check_value(self.y, "y", str, choices=names)
+        if self.x == self.y:
             raise ProblemError(f"x and y must be two different couplings of {list(names)}")
         (third,) = [p for p in names if p not in (self.x, self.y)]
-        if set(self.fixed) != {third} or not np.isfinite(float(self.fixed[third])):
-            raise ProblemError(f"fixed must give the third coupling {third!r} a finite value")
-        for name in ("x_range", "y_range"):
-            lo, hi = (float(v) for v in getattr(self, name))
-            if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-                raise ProblemError(f"{name} must be two finite numbers lo < hi")
-            object.__setattr__(self, name, (lo, hi))
-        if not isinstance(self.resolution, int) or not 2 <= self.resolution <= 401:
+        if not isinstance(self.fixed, Mapping) or set(self.fixed) != {third}:
             raise ProblemError(
-                f"resolution must be an integer from 2 to 401, got {self.resolution!r}"
+                f"must give the third coupling a value, e.g. {{{third} = -0.5}}, "
+                f"got {self.fixed!r}",
+                where="fixed",
             )
-        if self.derivative and self.derivative not in names:
-            raise ProblemError(f"derivative must be one of {list(names)} or empty")
-        object.__setattr__(self, "fixed", {third: float(self.fixed[third])})
-        op = as_pauli_sum(self.observable)
+        value = check_value(
+            self.fixed[third], f"fixed.{third}", float, ge=-MAX_COUPLING, le=MAX_COUPLING
+        )
+        object.__setattr__(self, "fixed", {third: value})
+        for name in ("x_range", "y_range"):
+            r = getattr(self, name)
+            if isinstance(r, str | bytes | Mapping) or not isinstance(r, list | tuple):
+                raise ProblemError(f"must be [lo, hi], got {r!r}", where=name)
+            if len(r) != 2:
+                raise ProblemError(f"must be [lo, hi], got {len(r)} values", where=name)
+            lo, hi = (
+                check_value(v, f"{name}[{i}]", float, ge=-MAX_COUPLING, le=MAX_COUPLING)
+                for i, v in enumerate(r)
+            )
+            if not lo < hi:
+                raise ProblemError(f"must be [lo, hi] with lo < hi, got {[lo, hi]}", where=name)
+            object.__setattr__(self, name, (lo, hi))
+        res = check_value(self.resolution, "resolution", int, ge=2, le=401)
+        object.__setattr__(self, "resolution", res)
+        check_value(self.observable, "observable", str)
+        if self.derivative:
+            check_value(self.derivative, "derivative", str, choices=names)
+        deg = check_value(self.degeneracy_tol, "degeneracy_tol", float, gt=0, le=1)
+        tol = check_value(self.tol, "tol", float, ge=1e-15, le=0.1)
+        object.__setattr__(self, "degeneracy_tol", deg)
+        object.__setattr__(self, "tol", tol)
+        try:
+            op = as_pauli_sum(self.observable)
+        except QEPError as e:
+            raise ProblemError(e.message, where="observable") from None
         if op.max_qubit >= self.chain_length:
             raise ProblemError(
-                f"observable {self.observable!r} acts beyond the {self.chain_length}-site chain"
+                f"{self.observable!r} acts beyond the {self.chain_length}-site chain",
+                where="observable",
             )
 
     def as_dict(self) -> dict[str, Any]:

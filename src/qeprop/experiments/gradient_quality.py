@@ -13,36 +13,67 @@ are distributions over many batches:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ..config import Config, option
 from ..errors import ProblemError
 from ..gradients import GradientOptions, batch_nudged_gradients, estimate_gradient
 from ..losses import MeanSquaredError
 from ..models import cluster_ising
+from ..models.sensor import COUPLING_SETS
 from ..solvers import StateSpec
-from . import TrainState
-from .phase_recognition import build_model
+from ..training import TrainState, deterministic, rng_of, with_rng
+from . import ExperimentBase
+from .phase_recognition import MAX_NUDGE, PhaseSensorModel, build_model
 
-__all__ = ["EXPERIMENT", "GradientQuality"]
+__all__ = ["EXPERIMENT", "GradientQuality", "GradientQualityConfig"]
 
-DEFAULTS: dict[str, Any] = {
-    "batches": 200,
-    "batch_size": 10,
-    "nudges": [0.01, 0.03, 0.1, 0.2, 0.4, 0.8, 1.6],
-    "shots": [1, 3, 10, 30, 100, 1000],
-    "shot_nudges": [0.1, 0.4],
-    "seed": 0,
-    "init_seed": 1,
-    "couplings": "xyz",
-    "chain_length": 8,
-    "boundary": "periodic",
-    "sensor_sites": [0, 1],
-    "eval_every": 50,
-    "checkpoint_every": 10,
-    "solver_tol": 1e-9,
-}
+
+@dataclass(frozen=True)
+class GradientQualityConfig(Config):
+    """Configuration of ``gradient-quality`` (defaults: the paper's Fig. 2d-e)."""
+
+    batches: int = option(200, "mini-batches compared (one per step)", ge=1, le=10**6)
+    batch_size: int = option(10, "points of the triangle per mini-batch", ge=1, le=1000)
+    nudges: tuple[float, ...] = option(
+        (0.01, 0.03, 0.1, 0.2, 0.4, 0.8, 1.6), "nudges β compared without shot noise (Fig. 2d)",
+        gt=0, le=MAX_NUDGE, min_len=1, max_len=100,
+    )  # fmt: skip
+    shots: tuple[int, ...] = option(
+        (1, 3, 10, 30, 100, 1000), "shots M per expectation value compared (Fig. 2e)",
+        ge=1, le=10**9, min_len=1, max_len=100,
+    )  # fmt: skip
+    shot_nudges: tuple[float, ...] = option(
+        (0.1, 0.4), "nudges of the shot-noise comparison", gt=0, le=MAX_NUDGE, min_len=1,
+        max_len=10,
+    )  # fmt: skip
+    seed: int = option(0, "seed of the batches and the shot noise", ge=0)
+    init_seed: int = option(1, "seed of the (untrained) sensor couplings", ge=0)
+    couplings: str = option("xyz", "sensor-system coupling set", choices=tuple(COUPLING_SETS))
+    chain_length: int = option(
+        8, "sites of the cluster-Ising chain (the sensor adds 2 qubits)", ge=3, le=14
+    )
+    boundary: str = option("periodic", "boundary of the chain", choices=("open", "periodic"))
+    sensor_sites: tuple[int, ...] = option(
+        (0, 1), "chain sites the sensor couples to (distinct)", ge=0, min_len=1, max_len=14
+    )
+    eval_every: int = option(50, "batches between progress records", ge=1, le=10**7)
+    checkpoint_every: int = option(10, "batches between checkpoints", ge=1, le=10**7)
+    solver_tol: float = option(1e-9, "relative residual of the solves", ge=1e-15, le=0.1)
+
+    def check(self) -> None:
+        if (
+            len(set(self.sensor_sites)) != len(self.sensor_sites)
+            or max(self.sensor_sites) >= self.chain_length
+        ):
+            raise ProblemError(
+                f"must be distinct sites of the {self.chain_length}-site chain, got "
+                f"{list(self.sensor_sites)}",
+                where="sensor_sites",
+            )
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -50,79 +81,49 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (na * nb)) if na > 0 and nb > 0 else 0.0
 
 
-class GradientQuality:
+class GradientQuality(ExperimentBase):
     """Distributions of the overlap between QEP and exact gradients (see the module docstring)."""
 
     name = "gradient-quality"
+    Config = GradientQualityConfig
 
-    def defaults(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, list) else v) for k, v in DEFAULTS.items()}
+    def total_steps(self, config: GradientQualityConfig) -> int:
+        return int(config.batches)
 
-    def resolve(self, config: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(config) - set(DEFAULTS) - {"experiment"})
-        if unknown:
-            raise ProblemError(f"unknown key; allowed: {sorted(DEFAULTS)}", where=unknown[0])
-        out = {**self.defaults(), **{k: v for k, v in config.items() if k != "experiment"}}
-        for key in ("batches", "batch_size", "eval_every", "checkpoint_every"):
-            if isinstance(out[key], bool) or not isinstance(out[key], int) or out[key] < 1:
-                raise ProblemError(f"must be a positive integer, got {out[key]!r}", where=key)
-        for key in ("nudges", "shot_nudges"):
-            vals = out[key]
-            if (
-                not isinstance(vals, list)
-                or not vals
-                or not all(
-                    isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in vals
-                )
-            ):
-                raise ProblemError(
-                    f"must be a non-empty list of numbers > 0, got {vals!r}", where=key
-                )
-            out[key] = [float(v) for v in vals]
-        if not isinstance(out["shots"], list) or not all(
-            isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in out["shots"]
-        ):
-            raise ProblemError(
-                f"must be a list of positive integers, got {out['shots']!r}", where="shots"
-            )
-        return out
+    def model(self, config: GradientQualityConfig) -> PhaseSensorModel:
+        return build_model(
+            config.chain_length, config.boundary, config.couplings, tuple(config.sensor_sites)
+        )
 
-    def total_steps(self, config: dict[str, Any]) -> int:
-        return int(config["batches"])
-
-    def eval_every(self, config: dict[str, Any]) -> int:
-        return int(config["eval_every"])
-
-    def init(self, config: dict[str, Any]) -> TrainState:
-        model = build_model(
-            config["chain_length"], config["boundary"], config["couplings"],
-            tuple(config["sensor_sites"]),
-        )  # fmt: skip
-        theta = model.layout.init_params(np.random.default_rng(config["init_seed"]))
-        k, s, b = len(config["nudges"]), len(config["shots"]), config["batches"]
+    def init(self, config: GradientQualityConfig) -> TrainState:
+        model = self.model(config)
+        theta = model.layout.init_params(np.random.default_rng(config.init_seed))
+        k, s, b = len(config.nudges), len(config.shots), config.batches
         return TrainState(
             step=0,
             arrays={
                 "params": theta,
                 "overlap_vs_nudge": np.full((k, b), np.nan),
-                "overlap_vs_shots": np.full((len(config["shot_nudges"]), s, b), np.nan),
+                "overlap_vs_shots": np.full((len(config.shot_nudges), s, b), np.nan),
             },
-            meta={"rng": np.random.default_rng(config["seed"]).bit_generator.state},
+            meta=with_rng({}, np.random.default_rng(config.seed)),
         )
 
-    def step(self, config: dict[str, Any], state: TrainState) -> TrainState:
-        model = build_model(
-            config["chain_length"], config["boundary"], config["couplings"],
-            tuple(config["sensor_sites"]),
-        )  # fmt: skip
-        rng = np.random.default_rng()
-        rng.bit_generator.state = state.meta["rng"]
+    def step(self, config: GradientQualityConfig, state: TrainState) -> TrainState:
+        """Compare the QEP gradients of one mini-batch (every nudge, every number of shots)
+        with the exact one; the overlaps go into column ``step`` of the result arrays."""
+        with deterministic():
+            return self._step(config, state)
+
+    def _step(self, config: GradientQualityConfig, state: TrainState) -> TrainState:
+        model = self.model(config)
+        rng = rng_of(state)
         theta = state.arrays["params"]
-        x = cluster_ising.sample_triangle(config["batch_size"], rng)
+        x = cluster_ising.sample_triangle(config.batch_size, rng)
         labels = cluster_ising.phase_indices(x)
         losses = [MeanSquaredError(np.eye(3)[lab]) for lab in labels]
         values = np.array([model.values(xi, theta) for xi in x])
-        spec = StateSpec(tol=config["solver_tol"])
+        spec = StateSpec(tol=config.solver_tol)
         exact = np.mean(
             [
                 estimate_gradient(
@@ -141,25 +142,25 @@ class GradientQuality:
         j = state.step
         by_nudge = state.arrays["overlap_vs_nudge"].copy()
         by_shots = state.arrays["overlap_vs_shots"].copy()
-        for i, nudge in enumerate(config["nudges"]):
+        for i, nudge in enumerate(config.nudges):
             by_nudge[i, j] = _cosine(qep(nudge, None), exact)
-        for i, nudge in enumerate(config["shot_nudges"]):
-            for k, m in enumerate(config["shots"]):
+        for i, nudge in enumerate(config.shot_nudges):
+            for k, m in enumerate(config.shots):
                 by_shots[i, k, j] = _cosine(qep(nudge, m), exact)
         arrays = dict(state.arrays, overlap_vs_nudge=by_nudge, overlap_vs_shots=by_shots)
-        return TrainState(state.step + 1, arrays, {"rng": rng.bit_generator.state})
+        return TrainState(state.step + 1, arrays, with_rng(dict(state.meta), rng))
 
-    def evaluate(self, config: dict[str, Any], state: TrainState) -> dict[str, Any]:
+    def evaluate(self, config: GradientQualityConfig, state: TrainState) -> dict[str, Any]:
         done = state.step
         out: dict[str, Any] = {"batches": done}
         if done:
             med = np.median(state.arrays["overlap_vs_nudge"][:, :done], axis=1)
-            for nudge, m in zip(config["nudges"], med, strict=True):
+            for nudge, m in zip(config.nudges, med, strict=True):
                 out[f"median_overlap_nudge_{nudge:g}"] = float(m)
         return out
 
     def finish(
-        self, config: dict[str, Any], state: TrainState
+        self, config: GradientQualityConfig, state: TrainState
     ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         done = state.step
         by_nudge = state.arrays["overlap_vs_nudge"][:, :done]
@@ -168,7 +169,7 @@ class GradientQuality:
             "batches": done,
             "median_overlap_vs_nudge": dict(
                 zip(
-                    [f"{v:g}" for v in config["nudges"]],
+                    [f"{v:g}" for v in config.nudges],
                     np.median(by_nudge, 1).tolist(),
                     strict=True,
                 )
@@ -176,19 +177,19 @@ class GradientQuality:
             "median_overlap_vs_shots": {
                 f"{n:g}": dict(
                     zip(
-                        [str(m) for m in config["shots"]],
+                        [str(m) for m in config.shots],
                         np.median(by_shots[i], 1).tolist(),
                         strict=True,
                     )
                 )
-                for i, n in enumerate(config["shot_nudges"])
+                for i, n in enumerate(config.shot_nudges)
             },
         }
         arrays = {
-            "nudges": np.array(config["nudges"]),
+            "nudges": np.array(config.nudges),
             "overlap_vs_nudge": by_nudge,
-            "shots": np.array(config["shots"]),
-            "shot_nudges": np.array(config["shot_nudges"]),
+            "shots": np.array(config.shots),
+            "shot_nudges": np.array(config.shot_nudges),
             "overlap_vs_shots": by_shots,
             "params": state.arrays["params"],
         }

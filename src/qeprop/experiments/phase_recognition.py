@@ -19,60 +19,105 @@ from typing import Any
 
 import numpy as np
 
+from ..config import Config, option
 from ..errors import ProblemError
 from ..gradients import GradientOptions, batch_nudged_gradients, estimate_gradient
 from ..hamiltonian import ParametrisedHamiltonian
 from ..losses import MeanSquaredError
-from ..measurement import expectations
+from ..measurement import SHOT_MODELS, expectations
 from ..models import cluster_ising
 from ..models.sensor import COUPLING_SETS, SensorLayout, sensor_layout
-from ..optim import adam
+from ..optim import Optimiser, adam
 from ..solvers import StateSpec
 from ..solvers.batch import solve_ground_batch
-from ..solvers.exact import blas_threads
-from ..states import Equilibrium
 from ..system import QEPSystem
-from . import TrainState
+from ..training import TrainState, descent_init, descent_step, deterministic
+from . import ExperimentBase
+from .classification import classification_metrics
 
-__all__ = ["EXPERIMENT", "PhaseRecognition", "PhaseSensorModel", "build_model"]
+__all__ = [
+    "ESTIMATORS",
+    "EXPERIMENT",
+    "MAX_NUDGE",
+    "PhaseRecognition",
+    "PhaseRecognitionConfig",
+    "PhaseSensorModel",
+    "build_model",
+]
 
-DEFAULTS: dict[str, Any] = {
-    "steps": 5000,
-    "batch_size": 10,
-    "shots": 10,
-    "nudge": 0.4,
-    "learning_rate": 0.01,
-    "seed": 0,
-    "couplings": "xyz",
-    "training_region": "full",
-    "patch_width": 0.4,
-    "chain_length": 8,
-    "boundary": "periodic",
-    "sensor_sites": [0, 1],
-    "eval_every": 50,
-    "test_size": 200,
-    "test_seed": 20240,
-    "checkpoint_every": 100,
-    "estimator": "centered",
-    "shot_model": "gaussian",
-    "noisy_outputs": False,
-    "soft_bound": False,
-    "bound": 0.1,
-    "bound_slope": 0.02,
-    "solver_tol": 1e-6,
-    "map_resolution": 24,
-    "label": "",
-}
+#: gradient estimators a training step can use (``linear_response`` is exact: no shots)
+ESTIMATORS = ("positive", "negative", "centered", "linear_response", "finite_difference")
+#: largest nudge β: a nudge is a small perturbation, and β·|ε| must stay a finite number
+MAX_NUDGE = 100.0
+#: amplitudes (points × Hilbert-space dimension) solved at once in an evaluation
+_EVAL_BLOCK = 2**22
 
-_CHOICES = {
-    "couplings": tuple(COUPLING_SETS),
-    "training_region": ("full", "patches"),
-    "boundary": ("open", "periodic"),
-    "estimator": ("positive", "negative", "centered", "linear_response", "finite_difference"),
-    "shot_model": ("gaussian", "sampled"),
-}
-_POSITIVE_INT = ("steps", "batch_size", "eval_every", "test_size", "checkpoint_every")
-_POSITIVE_FLOAT = ("nudge", "learning_rate", "bound", "solver_tol", "patch_width")
+
+@dataclass(frozen=True)
+class PhaseRecognitionConfig(Config):
+    """Configuration of ``phase-recognition`` (defaults: the paper's Fig. 2 settings)."""
+
+    steps: int = option(5000, "training steps (Adam updates)", ge=1, le=10**7)
+    batch_size: int = option(10, "points of the triangle per mini-batch", ge=1, le=1000)
+    shots: int | None = option(
+        10, "measurement shots per expectation value (none: exact values)", ge=1, le=10**9
+    )
+    nudge: float = option(0.4, "nudge strength β of the QEP gradient", gt=0, le=MAX_NUDGE)
+    learning_rate: float = option(0.01, "Adam learning rate", gt=0, le=1000)
+    seed: int = option(0, "seed of the initial couplings, the batches and the shot noise", ge=0)
+    couplings: str = option("xyz", "sensor-system coupling set", choices=tuple(COUPLING_SETS))
+    training_region: str = option(
+        "full", "training points: the whole triangle, or patches inside the three phases",
+        choices=("full", "patches"),
+    )  # fmt: skip
+    patch_width: float = option(0.4, "width of the training patches", gt=0, le=4)
+    chain_length: int = option(
+        8, "sites of the cluster-Ising chain (the sensor adds 2 qubits)", ge=3, le=14
+    )
+    boundary: str = option("periodic", "boundary of the chain", choices=("open", "periodic"))
+    sensor_sites: tuple[int, ...] = option(
+        (0, 1), "chain sites the sensor couples to (distinct)", ge=0, min_len=1, max_len=14
+    )
+    eval_every: int = option(50, "steps between evaluations on the test set", ge=1, le=10**7)
+    test_size: int = option(200, "test points, uniform on the triangle", ge=1, le=10**5)
+    test_seed: int = option(20240, "seed of the test points", ge=0)
+    checkpoint_every: int = option(100, "steps between checkpoints", ge=1, le=10**7)
+    estimator: str = option(
+        "centered", "gradient estimator of the training step", choices=ESTIMATORS
+    )
+    shot_model: str = option("gaussian", "how shots are simulated", choices=SHOT_MODELS)
+    noisy_outputs: bool = option(False, "measure the outputs y (hence ε) with shots too")
+    soft_bound: bool = option(False, "penalise system-sensor couplings beyond ±bound")
+    bound: float = option(0.1, "soft bound on |system-sensor coupling|", gt=0, le=1000)
+    bound_slope: float = option(0.02, "slope of the soft-bound penalty", ge=0, le=1000)
+    solver_tol: float = option(
+        1e-6, "relative residual of the ground-state solves", ge=1e-15, le=0.1
+    )
+    map_resolution: int = option(
+        24, "points per side of the triangle grid of the final phase map", ge=2, le=200
+    )
+    label: str = option("", "name of the variant in plots (default: couplings/training_region)")
+
+    def check(self) -> None:
+        if self.estimator == "linear_response" and self.shots is not None:
+            raise ProblemError(
+                "the linear_response estimator is exact and takes no shots; set shots = none "
+                "(--set shots=none)",
+                where="shots",
+            )
+        if len(set(self.sensor_sites)) != len(self.sensor_sites):
+            raise ProblemError(
+                f"must be distinct chain sites, got {list(self.sensor_sites)}", where="sensor_sites"
+            )
+        bad = [s for s in self.sensor_sites if s >= self.chain_length]
+        if bad:
+            raise ProblemError(
+                f"site {bad[0]} is not a site of the {self.chain_length}-site chain "
+                f"(sites 0..{self.chain_length - 1})",
+                where="sensor_sites",
+            )
+        if not self.label:
+            self._set("label", f"{self.couplings}/{self.training_region}")
 
 
 @dataclass(frozen=True)
@@ -112,205 +157,133 @@ def build_model(
     return PhaseSensorModel(system, layout, chain_length)
 
 
-def _check(config: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(config) - set(DEFAULTS) - {"experiment"})
-    if unknown:
-        raise ProblemError(f"unknown key; allowed: {sorted(DEFAULTS)}", where=unknown[0])
-    out = {**DEFAULTS, **{k: v for k, v in config.items() if k != "experiment"}}
-    for key, options in _CHOICES.items():
-        if out[key] not in options:
-            raise ProblemError(f"must be one of {list(options)}, got {out[key]!r}", where=key)
-    for key in _POSITIVE_INT:
-        v = out[key]
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ProblemError(f"must be a positive integer, got {v!r}", where=key)
-    for key in _POSITIVE_FLOAT:
-        v = out[key]
-        if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v) or v <= 0:
-            raise ProblemError(f"must be a finite number > 0, got {v!r}", where=key)
-        out[key] = float(v)
-    if out["shots"] is not None and (
-        isinstance(out["shots"], bool) or not isinstance(out["shots"], int) or out["shots"] < 1
-    ):
-        raise ProblemError(
-            f"must be a positive integer or omitted, got {out['shots']!r}", where="shots"
-        )
-    for key in ("seed", "test_seed"):
-        if isinstance(out[key], bool) or not isinstance(out[key], int) or out[key] < 0:
-            raise ProblemError(f"must be a non-negative integer, got {out[key]!r}", where=key)
-    if not isinstance(out["chain_length"], int) or out["chain_length"] < 3:
-        raise ProblemError(
-            f"must be an integer >= 3, got {out['chain_length']!r}", where="chain_length"
-        )
-    if out["chain_length"] > 14:
-        raise ProblemError(
-            f"{out['chain_length']} sites plus 2 sensor qubits is beyond exact diagonalisation "
-            "in a training loop (at most 14 sites)",
-            where="chain_length",
-        )
-    sites = out["sensor_sites"]
-    if not isinstance(sites, list | tuple) or not all(isinstance(s, int) for s in sites):
-        raise ProblemError(f"must be a list of chain sites, got {sites!r}", where="sensor_sites")
-    out["sensor_sites"] = [int(s) for s in sites]
-    for key in ("noisy_outputs", "soft_bound"):
-        if not isinstance(out[key], bool):
-            raise ProblemError(f"must be true or false, got {out[key]!r}", where=key)
-    if not out["label"]:
-        out["label"] = f"{out['couplings']}/{out['training_region']}"
-    return out
-
-
 def _one_hot(labels: np.ndarray) -> np.ndarray:
     return np.eye(3)[labels]
 
 
-class PhaseRecognition:
-    """The phase-recognition training task (see the module docstring)."""
+class PhaseRecognition(ExperimentBase):
+    """The phase-recognition training task (see the module docstring).
+
+    Evaluation solves every test point cold (from the solver's fixed start vector), so a
+    metric depends only on the couplings: a resumed run evaluates exactly as an uninterrupted one
+    (warm starts from the previous evaluation would save about a quarter of an evaluation's time,
+    but make its last digits depend on the run's history).
+    """
 
     name = "phase-recognition"
-
-    def __init__(self) -> None:
-        self._eval_cache: dict[tuple[Any, ...], list[Equilibrium]] = {}
+    Config = PhaseRecognitionConfig
 
     # ------------------------------------------------------------------ configuration
-    def defaults(self) -> dict[str, Any]:
-        return dict(DEFAULTS)
-
-    def resolve(self, config: dict[str, Any]) -> dict[str, Any]:
-        return _check(config)
-
-    def total_steps(self, config: dict[str, Any]) -> int:
-        return int(config["steps"])
-
-    def eval_every(self, config: dict[str, Any]) -> int:
-        return int(config["eval_every"])
-
-    def model(self, config: dict[str, Any]) -> PhaseSensorModel:
+    def model(self, config: PhaseRecognitionConfig) -> PhaseSensorModel:
         return build_model(
-            config["chain_length"],
-            config["boundary"],
-            config["couplings"],
-            tuple(config["sensor_sites"]),
+            config.chain_length, config.boundary, config.couplings, tuple(config.sensor_sites)
         )
 
-    def spec(self, config: dict[str, Any]) -> StateSpec:
+    def spec(self, config: PhaseRecognitionConfig) -> StateSpec:
         # the gradient needs the precision M shots resolve; the gap only roughly
-        return StateSpec(tol=config["solver_tol"], gap_tol=max(config["solver_tol"], 1e-4))
+        return StateSpec(tol=config.solver_tol, gap_tol=max(config.solver_tol, 1e-4))
+
+    def optimiser(self, config: PhaseRecognitionConfig) -> Optimiser:
+        return adam(config.learning_rate)
 
     # ------------------------------------------------------------------ data
-    def sample_inputs(self, config: dict[str, Any], n: int, rng: np.random.Generator) -> np.ndarray:
-        if config["training_region"] == "patches":
-            return np.asarray(cluster_ising.sample_patches(n, rng, width=config["patch_width"]))
+    def sample_inputs(
+        self, config: PhaseRecognitionConfig, n: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        if config.training_region == "patches":
+            return np.asarray(cluster_ising.sample_patches(n, rng, width=config.patch_width))
         return np.asarray(cluster_ising.sample_triangle(n, rng))
 
-    def test_set(self, config: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    def test_set(self, config: PhaseRecognitionConfig) -> tuple[np.ndarray, np.ndarray]:
         """Fixed test points (uniform on the whole triangle) and their exact labels."""
-        rng = np.random.default_rng(config["test_seed"])
-        pts = cluster_ising.sample_triangle(config["test_size"], rng)
+        rng = np.random.default_rng(config.test_seed)
+        pts = cluster_ising.sample_triangle(config.test_size, rng)
         return pts, cluster_ising.phase_indices(pts)
 
     # ------------------------------------------------------------------ training
-    def init(self, config: dict[str, Any]) -> TrainState:
+    def init(self, config: PhaseRecognitionConfig) -> TrainState:
         model = self.model(config)
-        rng = np.random.default_rng(config["seed"])
+        rng = np.random.default_rng(config.seed)
         theta = model.layout.init_params(rng)
-        opt = adam(config["learning_rate"])
-        st = opt.init(theta)
-        return TrainState(
-            step=0,
-            arrays={"params": theta, "adam_m": st["m"], "adam_v": st["v"]},
-            meta={"adam_t": st["t"], "rng": rng.bit_generator.state, "train_loss": []},
-        )
+        return descent_init(theta, self.optimiser(config), rng, {"train_loss": []})
 
     def batch_gradient(
-        self, config: dict[str, Any], theta: np.ndarray, x: np.ndarray, labels: np.ndarray,
-        rng: np.random.Generator | None,
+        self, config: PhaseRecognitionConfig, theta: np.ndarray, x: np.ndarray,
+        labels: np.ndarray, rng: np.random.Generator | None,
     ) -> tuple[np.ndarray, float]:  # fmt: skip
         """Batch-averaged gradient estimate and mean loss at couplings ``theta``."""
         model = self.model(config)
         opts = GradientOptions(
-            nudge=config["nudge"],
+            nudge=config.nudge,
             state=self.spec(config),
-            shots=config["shots"],
-            shot_model=config["shot_model"],
-            noisy_outputs=config["noisy_outputs"],
+            shots=config.shots,
+            shot_model=config.shot_model,
+            noisy_outputs=config.noisy_outputs,
             warn_window=False,
         )
         onehot = _one_hot(labels)
         losses = [MeanSquaredError(t) for t in onehot]
         values = np.array([model.values(xi, theta) for xi in x])
-        if config["estimator"] in ("positive", "negative", "centered"):
+        if config.estimator in ("positive", "negative", "centered"):
             recs = batch_nudged_gradients(
-                model.system, values, losses, variant=config["estimator"], options=opts, rng=rng
+                model.system, values, losses, variant=config.estimator, options=opts, rng=rng
             )
         else:
             recs = [
                 estimate_gradient(
-                    model.system, v, loss, estimator=config["estimator"], options=opts, rng=rng
+                    model.system, v, loss, estimator=config.estimator, options=opts, rng=rng
                 )
                 for v, loss in zip(values, losses, strict=True)
             ]
         grads = np.mean([r.gradient for r in recs], axis=0)
         return grads, float(np.mean([r.loss for r in recs]))
 
-    def penalty_gradient(self, config: dict[str, Any], theta: np.ndarray) -> np.ndarray:
+    def penalty_gradient(self, config: PhaseRecognitionConfig, theta: np.ndarray) -> np.ndarray:
         """Soft bound: ``slope * Σ max(0, |v| - bound)`` over the system-sensor couplings."""
         g = np.zeros_like(theta)
-        if config["soft_bound"]:
-            mask = self.model(config).layout.system_sensor & (np.abs(theta) > config["bound"])
-            g[mask] = config["bound_slope"] * np.sign(theta[mask])
+        if config.soft_bound:
+            mask = self.model(config).layout.system_sensor & (np.abs(theta) > config.bound)
+            g[mask] = config.bound_slope * np.sign(theta[mask])
         return g
 
-    def step(self, config: dict[str, Any], state: TrainState) -> TrainState:
-        # one BLAS thread: multi-threaded reductions may sum in a different order from call to
-        # call, and a resumed run must repeat an uninterrupted one
-        with blas_threads(1, 0):
-            return self._step(config, state)
+    def step(self, config: PhaseRecognitionConfig, state: TrainState) -> TrainState:
+        """One Adam step on the batch-averaged QEP gradient (plus the soft-bound penalty)."""
 
-    def _step(self, config: dict[str, Any], state: TrainState) -> TrainState:
-        rng = np.random.default_rng()
-        rng.bit_generator.state = state.meta["rng"]
-        x = self.sample_inputs(config, config["batch_size"], rng)
-        labels = cluster_ising.phase_indices(x)
-        theta = state.arrays["params"]
-        grad, loss = self.batch_gradient(config, theta, x, labels, rng)
-        grad = grad + self.penalty_gradient(config, theta)
-        opt = adam(config["learning_rate"])
-        ost = {"m": state.arrays["adam_m"], "v": state.arrays["adam_v"], "t": state.meta["adam_t"]}
-        theta, ost = opt.update(theta, grad, ost)
-        losses = [*state.meta.get("train_loss", []), loss][-config["eval_every"] :]
-        return TrainState(
-            step=state.step + 1,
-            arrays={"params": theta, "adam_m": ost["m"], "adam_v": ost["v"]},
-            meta={"adam_t": ost["t"], "rng": rng.bit_generator.state, "train_loss": losses},
-        )
+        def gradient(theta: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+            x = self.sample_inputs(config, config.batch_size, rng)
+            labels = cluster_ising.phase_indices(x)
+            grad, loss = self.batch_gradient(config, theta, x, labels, rng)
+            return grad + self.penalty_gradient(config, theta), {"loss": loss}
+
+        new, info = descent_step(state, self.optimiser(config), gradient)
+        losses = [*state.meta.get("train_loss", []), info["loss"]][-config.eval_every :]
+        new.meta["train_loss"] = losses
+        return new
 
     # ------------------------------------------------------------------ evaluation
     def probabilities(
-        self, config: dict[str, Any], theta: np.ndarray, points: np.ndarray, cache_key: str = ""
+        self, config: PhaseRecognitionConfig, theta: np.ndarray, points: np.ndarray
     ) -> np.ndarray:
         """Exact readout probabilities ``(N, 3)`` (cluster, ferromagnet, paramagnet).
 
-        Solves at the same points are warm-started from the previous evaluation's states.
+        Every point is solved cold (no warm start), in blocks that bound the memory, so the
+        result depends only on ``theta`` and ``points``.
         """
         model = self.model(config)
         h = model.system.full
         ident, coef = model.system.output_coefficients
-        key = (
-            cache_key,
-            config["chain_length"],
-            config["boundary"],
-            config["couplings"],
-            len(points),
-        )
         values = np.array([model.system.full_values(model.values(xi, theta)) for xi in points])
-        states = solve_ground_batch(h, values, self.spec(config), self._eval_cache.get(key))
-        self._eval_cache[key] = states
-        return np.array([expectations(h, st, ident, coef) for st in states])
+        block = max(1, _EVAL_BLOCK // h.dim)
+        out = []
+        with deterministic():
+            for i in range(0, len(values), block):
+                states = solve_ground_batch(h, values[i : i + block], self.spec(config))
+                out += [expectations(h, st, ident, coef) for st in states]
+        return np.array(out).reshape(len(values), len(cluster_ising.PHASES))
 
-    def evaluate(self, config: dict[str, Any], state: TrainState) -> dict[str, Any]:
+    def evaluate(self, config: PhaseRecognitionConfig, state: TrainState) -> dict[str, Any]:
         pts, labels = self.test_set(config)
-        probs = self.probabilities(config, state.arrays["params"], pts, "test")
+        probs = self.probabilities(config, state.arrays["params"], pts)
         return _metrics(probs, labels) | {
             "train_loss": float(np.mean(state.meta["train_loss"]))
             if state.meta.get("train_loss")
@@ -318,17 +291,17 @@ class PhaseRecognition:
         }
 
     def finish(
-        self, config: dict[str, Any], state: TrainState
+        self, config: PhaseRecognitionConfig, state: TrainState
     ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         theta = state.arrays["params"]
         pts, labels = self.test_set(config)
-        probs = self.probabilities(config, theta, pts, "test")
-        grid = triangle_grid(config["map_resolution"])
-        grid_probs = self.probabilities(config, theta, grid, "grid")
+        probs = self.probabilities(config, theta, pts)
+        grid = triangle_grid(config.map_resolution)
+        grid_probs = self.probabilities(config, theta, grid)
         summary = _metrics(probs, labels) | {
-            "couplings": config["couplings"],
-            "training_region": config["training_region"],
-            "label": config["label"],
+            "couplings": config.couplings,
+            "training_region": config.training_region,
+            "label": config.label,
         }
         arrays = {
             "params": theta,
@@ -343,13 +316,14 @@ class PhaseRecognition:
 
 
 def _metrics(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Max-choice and single-shot accuracy, and mean MSE loss, of readout probabilities."""
-    rows = np.arange(len(labels))
-    return {
-        "max_choice_accuracy": float(np.mean(np.argmax(probs, axis=1) == labels)),
-        "single_shot_accuracy": float(np.mean(probs[rows, labels])),
-        "loss": float(np.mean(np.sum((probs - _one_hot(labels)) ** 2, axis=1))),
-    }
+    """Max-choice and single-shot accuracy, and mean one-hot MSE loss, of readout probabilities.
+
+    The three metrics of :func:`~qeprop.experiments.classification.classification_metrics`
+    (``probs (N, 3)``, ``labels (N,)``), without its ``n_correct``: a phase-recognition record
+    keeps the keys it has always had.
+    """
+    metrics = classification_metrics(probs, labels)
+    return {k: metrics[k] for k in ("max_choice_accuracy", "single_shot_accuracy", "loss")}
 
 
 def triangle_grid(resolution: int, total: float = 4.0) -> np.ndarray:

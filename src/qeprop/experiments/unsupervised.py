@@ -40,15 +40,17 @@ however small their splitting (see ``docs/unsupervised.md``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from ..config import Config, option
 from ..errors import ProblemError, QEPError
 from ..gradients import GradientOptions, response
-from ..maps import MapSpec
-from ..measurement import expectations
+from ..maps import MAX_COUPLING, MapSpec
+from ..measurement import SHOT_MODELS, expectations
 from ..models import cluster_ising
 from ..objective import (
     MultiPointObjective,
@@ -62,63 +64,176 @@ from ..objective import (
 from ..optim import OPTIMISERS, Optimiser, inverse_time_decay
 from ..pauli import as_pauli_sum
 from ..solvers import StateSpec, solve
-from ..solvers.exact import blas_threads
 from ..states import Equilibrium
 from ..system import QEPSystem
-from . import TrainState
+from ..training import TrainState, descent_init, descent_step, deterministic
+from . import ExperimentBase
+from .phase_recognition import ESTIMATORS, MAX_NUDGE
 
-__all__ = ["PHASE_EXPLORATION", "SENSITIVITY", "CouplingDescent"]
+__all__ = [
+    "PHASE_EXPLORATION",
+    "SENSITIVITY",
+    "CouplingDescent",
+    "CouplingDescentConfig",
+    "ExplorationConfig",
+    "SensitivityConfig",
+]
 
 #: (loss, outputs by point, free equilibria by point) of :func:`evaluate_objective`
 _Evaluation = tuple[float, dict[str, np.ndarray], dict[str, Equilibrium]]
 
-_COMMON: dict[str, Any] = {
-    "start": 1,
-    "initial": [],
-    "learning_rate": 0.1,
-    "lr_decay": 0.0,
-    "nudge": 0.1,
-    "estimator": "positive",
-    "optimizer": "normalised_sgd",
-    "nudge_scale": "unit",
-    "shots": None,
-    "shot_model": "gaussian",
-    "seed": 0,
-    "chain_length": 10,
-    "boundary": "open",
-    "g_zxz": -0.5,
-    "observable": "X0 X4",
-    "degeneracy_tol": 1e-6,
-    "solver_tol": 1e-10,
-    "compare_exact": True,
-    "eval_every": 1,
-    "checkpoint_every": 10,
-    "map_resolution": 61,
-    "cut_points": 121,
-    "label": "",
-}
-_CHOICES = {
-    "estimator": ("positive", "negative", "centered", "linear_response", "finite_difference"),
-    "optimizer": tuple(OPTIMISERS),
-    "nudge_scale": ("unit", "error", "shared"),
-    "boundary": ("open", "periodic"),
-    "shot_model": ("gaussian", "sampled"),
-}
+
+@dataclass(frozen=True)
+class CouplingDescentConfig(Config):
+    """Keys shared by ``phase-exploration`` and ``sensitivity`` (each task sets its defaults)."""
+
+    #: global parameters θ of the task, in order
+    PARAMS: ClassVar[tuple[str, ...]] = ()
+    #: the paper's starting points, selected by ``start``
+    STARTS: ClassVar[dict[int, tuple[float, ...]]] = {}
+
+    start: int = option(1, "the paper's starting point (1 or 2); 'initial' overrides it", ge=1)
+    initial: tuple[float, ...] = option(
+        (), "own starting couplings θ (empty: use 'start')",
+        ge=-MAX_COUPLING, le=MAX_COUPLING, max_len=8,
+    )  # fmt: skip
+    learning_rate: float = option(
+        0.1, "learning rate η (step length when normalised)", gt=0, le=1000
+    )
+    lr_decay: float = option(0.0, "rate decay: η_t = η / (1 + lr_decay·t)", ge=0, le=1000)
+    nudge: float = option(0.1, "nudge strength β of the QEP gradient", gt=0, le=MAX_NUDGE)
+    estimator: str = option("positive", "gradient estimator of each step", choices=ESTIMATORS)
+    optimizer: str = option("normalised_sgd", "optimiser", choices=tuple(OPTIMISERS))
+    nudge_scale: str = option(
+        "unit", "how the points are nudged (see MultiPointObjective)",
+        choices=("unit", "error", "shared"),
+    )  # fmt: skip
+    shots: int | None = option(
+        None, "measurement shots per expectation value (none: exact values)", ge=1, le=10**9
+    )
+    shot_model: str = option("gaussian", "how shots are simulated", choices=SHOT_MODELS)
+    seed: int = option(0, "seed of the shot noise", ge=0)
+    chain_length: int = option(10, "sites of the cluster-Ising chain", ge=3, le=14)
+    boundary: str = option("open", "boundary of the chain", choices=("open", "periodic"))
+    g_zxz: float = option(-0.5, "fixed ZXZ coupling", ge=-MAX_COUPLING, le=MAX_COUPLING)
+    observable: str = option("X0 X4", "the observable ⟨O⟩ of the loss (a Pauli string)")
+    degeneracy_tol: float = option(
+        1e-6, "levels this close to the lowest are mixed with equal weights", gt=0, le=1
+    )
+    solver_tol: float = option(1e-10, "relative residual of the solves", ge=1e-15, le=0.1)
+    compare_exact: bool = option(True, "record the cosine with the exact gradient at every step")
+    eval_every: int = option(1, "steps between evaluations", ge=1, le=10**7)
+    checkpoint_every: int = option(10, "steps between checkpoints", ge=1, le=10**7)
+    map_resolution: int = option(61, "points per axis of the background map", ge=2, le=401)
+    cut_points: int = option(121, "points per cut along g_x (sensitivity)", ge=2, le=10001)
+    label: str = option("", "name of the run in plots (default: 'start N' or 'custom start')")
+    steps: int = option(30, "descent steps", ge=1, le=100_000)
+    map_x: tuple[float, float] = option(
+        (-3.5, 3.5), "g_x range [lo, hi] of the background map",
+        ge=-MAX_COUPLING, le=MAX_COUPLING,
+    )  # fmt: skip
+    map_y: tuple[float, float] = option(
+        (-2.0, 2.0), "g_zz range [lo, hi] of the background map",
+        ge=-MAX_COUPLING, le=MAX_COUPLING,
+    )  # fmt: skip
+
+    def check(self) -> None:
+        if self.start not in self.STARTS:
+            raise ProblemError(
+                f"must be one of {sorted(self.STARTS)} (the paper's starting points), "
+                f"got {self.start!r}",
+                where="start",
+            )
+        if self.initial and len(self.initial) != len(self.PARAMS):
+            raise ProblemError(
+                f"must be empty (use 'start') or {len(self.PARAMS)} finite numbers "
+                f"{list(self.PARAMS)}, got {list(self.initial)}",
+                where="initial",
+            )
+        if self.shots is not None and self.estimator == "linear_response":
+            raise ProblemError(
+                "the linear_response estimator is exact and takes no shots; set shots = none",
+                where="shots",
+            )
+        try:
+            op = as_pauli_sum(self.observable)
+        except QEPError as e:
+            raise ProblemError(e.message, where="observable") from None
+        if op.max_qubit >= self.chain_length:
+            raise ProblemError(
+                f"acts on site {op.max_qubit}, beyond the {self.chain_length}-site chain",
+                where="observable",
+            )
+        for key in ("map_x", "map_y"):
+            lo, hi = getattr(self, key)
+            if not lo < hi:
+                raise ProblemError(f"must be [lo, hi] with lo < hi, got {[lo, hi]}", where=key)
+        if not self.label:
+            self._set("label", f"start {self.start}" if not self.initial else "custom start")
+
+    def start_point(self) -> np.ndarray:
+        """The starting couplings θ_0."""
+        return np.array(self.initial or self.STARTS[self.start], dtype=float)
 
 
-class CouplingDescent:
+@dataclass(frozen=True)
+class ExplorationConfig(CouplingDescentConfig):
+    """Configuration of ``phase-exploration``: maximise ⟨X0 X4⟩ over ``(g_x, g_zz)``."""
+
+    PARAMS: ClassVar[tuple[str, ...]] = ("g_x", "g_zz")
+    STARTS: ClassVar[dict[int, tuple[float, ...]]] = {1: (-0.1, 0.4), 2: (0.9, 0.9)}
+
+    degeneracy_tol: float = option(
+        1e-2, "levels this close to the lowest are mixed with equal weights", gt=0, le=1
+    )
+
+
+@dataclass(frozen=True)
+class SensitivityConfig(CouplingDescentConfig):
+    """Configuration of ``sensitivity``: maximise the slope of ⟨X0 X4⟩ along ``g_x``."""
+
+    PARAMS: ClassVar[tuple[str, ...]] = ("g_x1", "g_x2", "g_zz")
+    STARTS: ClassVar[dict[int, tuple[float, ...]]] = {
+        1: (-0.2, -1.5, -1.5),
+        2: (-0.5, 0.3, 1.0),
+    }
+
+    lr_decay: float = option(0.05, "rate decay: η_t = η / (1 + lr_decay·t)", ge=0, le=1000)
+    estimator: str = option("centered", "gradient estimator of each step", choices=ESTIMATORS)
+    nudge_scale: str = option(
+        "shared", "how the points are nudged (see MultiPointObjective)",
+        choices=("unit", "error", "shared"),
+    )  # fmt: skip
+    steps: int = option(80, "descent steps", ge=1, le=100_000)
+    map_x: tuple[float, float] = option(
+        (-2.0, 2.0), "g_x range [lo, hi] of the background map",
+        ge=-MAX_COUPLING, le=MAX_COUPLING,
+    )  # fmt: skip
+    min_separation: float = option(
+        0.1, "g_x1 and g_x2 are kept at least this far apart (0: unconstrained)", ge=0, le=1000
+    )
+
+    def check(self) -> None:
+        super().check()
+        start = self.start_point()
+        if abs(start[0] - start[1]) < self.min_separation:
+            raise ProblemError(
+                f"g_x1 and g_x2 start {abs(start[0] - start[1]):g} apart, less than "
+                f"min_separation = {self.min_separation:g}",
+                where="initial",
+            )
+
+
+class CouplingDescent(ExperimentBase):
     """Gradient descent of a multi-point objective over chain couplings (one task per instance).
 
     Parameters
     ----------
     name:
         Experiment name (``phase-exploration`` or ``sensitivity``).
-    params:
-        Global parameter names ``θ`` (metrics and results use them).
-    starts:
-        The paper's starting points, selected by ``start = 1, 2, ...``.
-    defaults:
-        Task-specific defaults on top of the common ones.
+    config:
+        The task's configuration class; its ``PARAMS`` name the global parameters ``θ``
+        (metrics and results use them) and its ``STARTS`` are the paper's starting points.
     separated:
         Positions ``(i, j)`` in ``θ`` of two couplings that must stay ``min_separation`` apart
         and keep their order (the sensitivity task's ``g_x1``, ``g_x2``), or ``None``.
@@ -127,165 +242,65 @@ class CouplingDescent:
     def __init__(
         self,
         name: str,
-        params: tuple[str, ...],
-        starts: dict[int, tuple[float, ...]],
-        defaults: dict[str, Any],
+        config: type[CouplingDescentConfig],
         separated: tuple[int, int] | None = None,
     ) -> None:
         self.name = name
+        self.Config = config  # type: ignore[misc]
         self.separated = separated
-        self.params = params
-        self.starts = starts
-        self._defaults = {**_COMMON, **defaults}
-        # the last exact evaluation (loss, outputs, free equilibria), keyed by config and θ
+        self.params = config.PARAMS
+        self.starts = config.STARTS
+        # the last exact evaluation (loss, outputs, free equilibria), keyed by config and θ: the
+        # step after an evaluation at the same θ reuses its equilibria (the same solves, so the
+        # result is the same with or without it)
         self._last: dict[tuple[Any, ...], _Evaluation] = {}
 
-    # ------------------------------------------------------------------ configuration
-    def defaults(self) -> dict[str, Any]:
-        return {k: v for k, v in self._defaults.items() if v is not None}
-
-    def resolve(self, config: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(config) - set(self._defaults) - {"experiment"})
-        if unknown:
-            raise ProblemError(f"unknown key; allowed: {sorted(self._defaults)}", where=unknown[0])
-        out = {**self._defaults, **{k: v for k, v in config.items() if k != "experiment"}}
-        for key, options in _CHOICES.items():
-            if out[key] not in options:
-                raise ProblemError(f"must be one of {list(options)}, got {out[key]!r}", where=key)
-        for key in ("steps", "eval_every", "checkpoint_every", "map_resolution", "cut_points"):
-            v = out[key]
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ProblemError(f"must be a positive integer, got {v!r}", where=key)
-        bounded = [(k, True) for k in ("learning_rate", "nudge", "degeneracy_tol", "solver_tol")]
-        bounded += [(k, False) for k in ("lr_decay", "min_separation") if k in out]
-        for key, positive in bounded:
-            v = out[key]
-            if not _finite(v) or v < 0 or (positive and v == 0):
-                bound = "> 0" if positive else ">= 0"
-                raise ProblemError(f"must be a finite number {bound}, got {v!r}", where=key)
-            out[key] = float(v)
-        v = out["g_zxz"]
-        if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v):
-            raise ProblemError(f"must be a finite number, got {v!r}", where="g_zxz")
-        out["g_zxz"] = float(v)
-        if out["start"] not in self.starts:
-            raise ProblemError(
-                f"must be one of {sorted(self.starts)} (the paper's starting points), "
-                f"got {out['start']!r}",
-                where="start",
-            )
-        init = out["initial"]
-        if not isinstance(init, list | tuple) or (
-            init and (len(init) != len(self.params) or not all(_finite(x) for x in init))
-        ):
-            raise ProblemError(
-                f"must be empty (use 'start') or {len(self.params)} finite numbers "
-                f"{list(self.params)}, got {init!r}",
-                where="initial",
-            )
-        out["initial"] = [float(x) for x in init]
-        if self.separated is not None:
-            i, j = self.separated
-            start = out["initial"] or list(self.starts[out["start"]])
-            if abs(start[i] - start[j]) < out["min_separation"]:
-                raise ProblemError(
-                    f"{self.params[i]} and {self.params[j]} start "
-                    f"{abs(start[i] - start[j]):g} apart, less than min_separation = "
-                    f"{out['min_separation']:g}",
-                    where="initial",
-                )
-        shots = out["shots"]
-        if shots is not None and (
-            isinstance(shots, bool) or not isinstance(shots, int) or shots < 1
-        ):
-            raise ProblemError(
-                f"must be a positive integer or omitted, got {shots!r}", where="shots"
-            )
-        if out["shots"] is not None and out["estimator"] == "linear_response":
-            raise ProblemError("linear_response is exact and takes no shots", where="shots")
-        length = out["chain_length"]
-        if isinstance(length, bool) or not isinstance(length, int) or not 3 <= length <= 14:
-            raise ProblemError(
-                f"must be an integer from 3 to 14 (exact diagonalisation), got {length!r}",
-                where="chain_length",
-            )
-        if not isinstance(out["observable"], str):
-            raise ProblemError("must be a Pauli string such as 'X0 X4'", where="observable")
-        try:
-            op = as_pauli_sum(out["observable"])
-        except QEPError as e:
-            raise ProblemError(str(e), where="observable") from None
-        if op.max_qubit >= length:
-            raise ProblemError(
-                f"acts on site {op.max_qubit}, beyond the {length}-site chain", where="observable"
-            )
-        for key in ("map_x", "map_y"):
-            r = out[key]
-            if (
-                not isinstance(r, list | tuple)
-                or len(r) != 2
-                or not all(_finite(x) for x in r)
-                or not r[0] < r[1]
-            ):
-                raise ProblemError(f"must be [lo, hi] with lo < hi, got {r!r}", where=key)
-            out[key] = [float(r[0]), float(r[1])]
-        if not isinstance(out["compare_exact"], bool):
-            raise ProblemError("must be true or false", where="compare_exact")
-        if not isinstance(out["seed"], int) or isinstance(out["seed"], bool) or out["seed"] < 0:
-            raise ProblemError("must be a non-negative integer", where="seed")
-        if not out["label"]:
-            out["label"] = f"start {out['start']}" if not out["initial"] else "custom start"
-        return out
-
-    def total_steps(self, config: dict[str, Any]) -> int:
-        return int(config["steps"])
-
-    def eval_every(self, config: dict[str, Any]) -> int:
-        return int(config["eval_every"])
-
     # ------------------------------------------------------------------ the objective
-    def objective(self, config: dict[str, Any]) -> MultiPointObjective:
+    def objective(self, config: CouplingDescentConfig) -> MultiPointObjective:
         return _objective(
             self.name,
-            config["chain_length"],
-            config["boundary"],
-            config["g_zxz"],
-            config["observable"],
+            config.chain_length,
+            config.boundary,
+            config.g_zxz,
+            config.observable,
         )
 
-    def state_spec(self, config: dict[str, Any]) -> StateSpec:
+    def state_spec(self, config: CouplingDescentConfig) -> StateSpec:
         return StateSpec(
-            tol=config["solver_tol"],
+            tol=config.solver_tol,
             degeneracy="mixture",
-            degeneracy_tol=config["degeneracy_tol"],
+            degeneracy_tol=config.degeneracy_tol,
         )
 
-    def options(self, config: dict[str, Any]) -> GradientOptions:
+    def options(self, config: CouplingDescentConfig) -> GradientOptions:
         return GradientOptions(
-            nudge=config["nudge"],
+            nudge=config.nudge,
             state=self.state_spec(config),
-            shots=config["shots"],
-            shot_model=config["shot_model"],
+            shots=config.shots,
+            shot_model=config.shot_model,
             warn_window=False,
         )
 
-    def optimiser(self, config: dict[str, Any]) -> Optimiser:
+    def optimiser(self, config: CouplingDescentConfig) -> Optimiser:
         """The configured optimiser with learning rate ``η/(1 + lr_decay·t)`` at step ``t``."""
         return inverse_time_decay(
-            OPTIMISERS[config["optimizer"]], config["learning_rate"], config["lr_decay"]
+            OPTIMISERS[config.optimizer], config.learning_rate, config.lr_decay
         )
 
     def _pair(
-        self, config: dict[str, Any], theta: np.ndarray
+        self, config: CouplingDescentConfig, theta: np.ndarray
     ) -> tuple[int, int, float, float] | None:
         """``(i, j, min_separation, ±1 for the order of the pair at θ)``, or ``None`` when no
         separation is kept."""
-        if self.separated is None or config["min_separation"] == 0:
+        d = float(getattr(config, "min_separation", 0.0))
+        if self.separated is None or d == 0:
             return None
         i, j = self.separated
-        return i, j, config["min_separation"], 1.0 if theta[i] > theta[j] else -1.0
+        return i, j, d, 1.0 if theta[i] > theta[j] else -1.0
 
-    def tangent(self, config: dict[str, Any], theta: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    def tangent(
+        self, config: CouplingDescentConfig, theta: np.ndarray, grad: np.ndarray
+    ) -> np.ndarray:
         """The gradient with the pair's closing component removed when the pair sits at
         ``min_separation`` and descent would close it further (projected gradient descent).
 
@@ -303,7 +318,9 @@ class CouplingDescent:
         out[i] = out[j] = 0.5 * (grad[i] + grad[j])
         return out
 
-    def constrain(self, config: dict[str, Any], old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    def constrain(
+        self, config: CouplingDescentConfig, old: np.ndarray, new: np.ndarray
+    ) -> np.ndarray:
         """Keep the ``separated`` pair ``min_separation`` apart and in its order.
 
         The slope loss's gradient holds ``1/|Δ|`` and ``1/Δ²`` factors (``Δ = g_x1 - g_x2``),
@@ -324,115 +341,91 @@ class CouplingDescent:
         out[i], out[j] = mid + side * d / 2, mid - side * d / 2
         return out
 
-    def start_point(self, config: dict[str, Any]) -> np.ndarray:
-        return np.array(config["initial"] or self.starts[config["start"]], dtype=float)
+    def start_point(self, config: CouplingDescentConfig) -> np.ndarray:
+        return config.start_point()
 
-    def background(self, config: dict[str, Any]) -> MapSpec:
+    def background(self, config: CouplingDescentConfig) -> MapSpec:
         """The phase-diagram map drawn behind the trajectories."""
         return MapSpec(
-            chain_length=config["chain_length"],
-            boundary=config["boundary"],
-            fixed={"g_zxz": config["g_zxz"]},
+            chain_length=config.chain_length,
+            boundary=config.boundary,
+            fixed={"g_zxz": config.g_zxz},
             x="g_x",
             y="g_zz",
-            x_range=tuple(config["map_x"]),
-            y_range=tuple(config["map_y"]),
-            resolution=config["map_resolution"],
-            observable=config["observable"],
+            x_range=(config.map_x[0], config.map_x[1]),
+            y_range=(config.map_y[0], config.map_y[1]),
+            resolution=config.map_resolution,
+            observable=config.observable,
             derivative="g_x" if self.name == "sensitivity" else "",
-            degeneracy_tol=config["degeneracy_tol"],
+            degeneracy_tol=config.degeneracy_tol,
         )
 
     # ------------------------------------------------------------------ training
-    def init(self, config: dict[str, Any]) -> TrainState:
+    def init(self, config: CouplingDescentConfig) -> TrainState:
         theta = self.start_point(config)
-        ost = self.optimiser(config).init(theta)
-        arrays = {"theta": theta}
-        meta: dict[str, Any] = {
-            "rng": np.random.default_rng(config["seed"]).bit_generator.state,
-            "history": [theta.tolist()],
-        }
-        for k, v in ost.items():
-            if isinstance(v, np.ndarray):
-                arrays[f"opt_{k}"] = v
-            else:
-                meta[f"opt_{k}"] = v
-        return TrainState(step=0, arrays=arrays, meta=meta)
+        rng = np.random.default_rng(config.seed)
+        return descent_init(theta, self.optimiser(config), rng, {"history": [theta.tolist()]})
 
-    def _evaluation(self, config: dict[str, Any], theta: np.ndarray) -> _Evaluation:
+    def _evaluation(self, config: CouplingDescentConfig, theta: np.ndarray) -> _Evaluation:
         """Exact loss, outputs and free equilibria at ``θ``.
 
         The last one is kept, so that the step (or ``finish``) after an evaluation at the same
         ``θ`` reuses its equilibria instead of solving them again.
         """
-        key = (self._config_key(config), theta.tobytes())
+        key = (config, theta.tobytes())
         if key not in self._last:
-            self._last = {
-                key: evaluate_objective(self.objective(config), theta, self.state_spec(config))
-            }
+            with deterministic():
+                value = evaluate_objective(self.objective(config), theta, self.state_spec(config))
+            self._last = {key: value}
         return self._last[key]
 
-    def _config_key(self, config: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(
-            config[k]
-            for k in ("chain_length", "boundary", "g_zxz", "observable", "degeneracy_tol",
-                      "solver_tol")
-        )  # fmt: skip
-
-    def step(self, config: dict[str, Any], state: TrainState) -> TrainState:
-        with blas_threads(1, 0):
-            return self._step(config, state)
-
-    def _step(self, config: dict[str, Any], state: TrainState) -> TrainState:
-        rng = np.random.default_rng()
-        rng.bit_generator.state = state.meta["rng"]
-        theta = state.arrays["theta"]
+    def step(self, config: CouplingDescentConfig, state: TrainState) -> TrainState:
+        """One (projected, constrained) descent step along the QEP gradient of the objective;
+        records the gradient, the manifold sizes and gaps, and its cosine with the exact one."""
         obj = self.objective(config)
-        last = self._last.get((self._config_key(config), theta.tobytes()))
-        free = last[2] if last is not None else None
-        rec = estimate_objective_gradient(
-            obj,
-            theta,
-            estimator=config["estimator"],
-            options=self.options(config),
-            nudge_scale=config["nudge_scale"],
-            rng=rng,
-            free=free,
+        recorded: dict[str, Any] = {}
+
+        def gradient(theta: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+            last = self._last.get((config, theta.tobytes()))
+            rec = estimate_objective_gradient(
+                obj,
+                theta,
+                estimator=config.estimator,
+                options=self.options(config),
+                nudge_scale=config.nudge_scale,
+                rng=rng,
+                free=last[2] if last is not None else None,
+            )
+            recorded.update(
+                qep_gradient=rec.gradient.tolist(), manifold=rec.degeneracies, gap=rec.gaps
+            )
+            if config.compare_exact:
+                exact = estimate_objective_gradient(
+                    obj, theta, estimator="linear_response",
+                    options=GradientOptions(state=self.state_spec(config), warn_window=False),
+                    free=rec.states,
+                )  # fmt: skip
+                recorded["exact_gradient"] = exact.gradient.tolist()
+                recorded["gradient_cosine"] = _cosine(rec.gradient, exact.gradient)
+            return rec.gradient, recorded
+
+        new, _ = descent_step(
+            state,
+            self.optimiser(config),
+            gradient,
+            project=lambda theta, grad: self.tangent(config, theta, grad),
+            constrain=lambda old, moved: self.constrain(config, old, moved),
         )
-        meta: dict[str, Any] = {
-            "qep_gradient": rec.gradient.tolist(),
-            "manifold": rec.degeneracies,
-            "gap": rec.gaps,
-        }
-        if config["compare_exact"]:
-            exact = estimate_objective_gradient(
-                obj, theta, estimator="linear_response",
-                options=GradientOptions(state=self.state_spec(config), warn_window=False),
-                free=rec.states,
-            )  # fmt: skip
-            meta["exact_gradient"] = exact.gradient.tolist()
-            meta["gradient_cosine"] = _cosine(rec.gradient, exact.gradient)
-        opt = self.optimiser(config)
-        ost = {k[4:]: v for k, v in state.arrays.items() if k.startswith("opt_")}
-        ost |= {k[4:]: v for k, v in state.meta.items() if k.startswith("opt_")}
-        new_theta, ost = opt.update(theta, self.tangent(config, theta, rec.gradient), ost)
-        arrays = {"theta": self.constrain(config, theta, np.asarray(new_theta, dtype=float))}
-        meta["rng"] = rng.bit_generator.state
-        meta["history"] = [*state.meta["history"], arrays["theta"].tolist()]
-        for k, v in ost.items():
-            if isinstance(v, np.ndarray):
-                arrays[f"opt_{k}"] = v
-            else:
-                meta[f"opt_{k}"] = v
-        return TrainState(step=state.step + 1, arrays=arrays, meta=meta)
+        new.meta.update(recorded)
+        new.meta["history"] = [*state.meta["history"], new.arrays["params"].tolist()]
+        return new
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, config: dict[str, Any], state: TrainState) -> dict[str, Any]:
+    def evaluate(self, config: CouplingDescentConfig, state: TrainState) -> dict[str, Any]:
         """``loss`` (exact, at the current couplings), the couplings by name, the outputs and
         what the last step measured (its QEP gradient, the exact one and their cosine)."""
-        theta = state.arrays["theta"]
-        with blas_threads(1, 0):
-            loss, outputs, states = self._evaluation(config, theta)
+        theta = state.arrays["params"]
+        loss, outputs, states = self._evaluation(config, theta)
         rec: dict[str, Any] = {"loss": loss}
         rec |= {p: float(v) for p, v in zip(self.params, theta, strict=True)}
         for name, y in outputs.items():
@@ -446,16 +439,15 @@ class CouplingDescent:
         return rec
 
     def finish(
-        self, config: dict[str, Any], state: TrainState
+        self, config: CouplingDescentConfig, state: TrainState
     ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        theta = state.arrays["theta"]
-        with blas_threads(1, 0):
-            loss, outputs, _ = self._evaluation(config, theta)
+        theta = state.arrays["params"]
+        loss, outputs, _ = self._evaluation(config, theta)
         summary: dict[str, Any] = {
             "loss": loss,
             **{p: float(v) for p, v in zip(self.params, theta, strict=True)},
             **{f"y_{k}": float(y[0]) for k, y in outputs.items()},
-            "label": config["label"],
+            "label": config.label,
         }
         summary |= self.final_checks(config, theta)
         history = np.array(state.meta["history"], dtype=float)
@@ -465,7 +457,7 @@ class CouplingDescent:
         return summary, arrays
 
     def cuts(
-        self, config: dict[str, Any], history: np.ndarray, count: int = 5
+        self, config: CouplingDescentConfig, history: np.ndarray, count: int = 5
     ) -> dict[str, np.ndarray]:
         """``y(g_x)`` along ``g_x`` at the shared ``g_zz`` of ``count`` steps of the run (Fig. 3g).
 
@@ -473,27 +465,27 @@ class CouplingDescent:
         ``g_x`` range spans the map's and every visited point.
         """
         steps = np.unique(np.linspace(0, len(history) - 1, count).round().astype(int))
-        lo = min(config["map_x"][0], float(history[:, :2].min()) - 0.2)
-        hi = max(config["map_x"][1], float(history[:, :2].max()) + 0.2)
-        gx = np.linspace(lo, hi, config["cut_points"])
+        lo = min(config.map_x[0], float(history[:, :2].min()) - 0.2)
+        hi = max(config.map_x[1], float(history[:, :2].max()) + 0.2)
+        gx = np.linspace(lo, hi, config.cut_points)
         values = np.array([self.cut(config, history[s, 2], gx) for s in steps])
         return {"cut_steps": steps, "cut_g_x": gx, "cut_values": values}
 
     def cut(
-        self, config: dict[str, Any], g_zz: float, g_x: np.ndarray, derivative: bool = False
+        self, config: CouplingDescentConfig, g_zz: float, g_x: np.ndarray, derivative: bool = False
     ) -> np.ndarray:
         """``y = ⟨O⟩`` of the configured chain at ``g_zz`` for every ``g_x`` (shape of ``g_x``),
         or ``∂y/∂g_x`` by exact linear response when ``derivative``."""
-        chain = cluster_ising.hamiltonian(config["chain_length"], boundary=config["boundary"])
-        system = QEPSystem(chain, {"y": config["observable"]})
+        chain = cluster_ising.hamiltonian(config.chain_length, boundary=config.boundary)
+        system = QEPSystem(chain, {"y": config.observable})
         h = system.full
         ident, coef = system.output_coefficients
         b_coef = h.derivative_coefficients[h.param_index["g_x"]]
         spec = self.state_spec(config)
         out = np.empty(len(g_x))
-        with blas_threads(1, 0):
+        with deterministic():
             for k, x in enumerate(g_x):
-                full = system.full_values(np.array([config["g_zxz"], g_zz, x]))
+                full = system.full_values(np.array([config.g_zxz, g_zz, x]))
                 st = solve(h, full, spec)
                 out[k] = (
                     response(h, full, st, coef, b_coef, spec)[0]
@@ -502,23 +494,23 @@ class CouplingDescent:
                 )
         return out
 
-    def final_checks(self, config: dict[str, Any], theta: np.ndarray) -> dict[str, Any]:
+    def final_checks(self, config: CouplingDescentConfig, theta: np.ndarray) -> dict[str, Any]:
         """Where the run ended relative to the exact (infinite-chain) phase diagram."""
         g = dict(zip(self.params, theta, strict=True))
         xs = [g[p] for p in self.params if p.startswith("g_x")]
         zz = g["g_zz"]
-        phases = [cluster_ising.phase(config["g_zxz"], zz, x, tol=1e-9) for x in xs]
+        phases = [cluster_ising.phase(config.g_zxz, zz, x, tol=1e-9) for x in xs]
         out: dict[str, Any] = {"phases": phases}
-        out["boundary_distance"] = [_distance_to_boundary(config["g_zxz"], x, zz) for x in xs]
+        out["boundary_distance"] = [_distance_to_boundary(config.g_zxz, x, zz) for x in xs]
         if self.name == "sensitivity":
             peak = self.slope_peak(config, zz, 0.5 * (xs[0] + xs[1]))
             out["slope_peak_g_x"] = peak
             out["peak_distance"] = [abs(x - peak) for x in xs]
-            out["finite_size_shift"] = _distance_to_boundary(config["g_zxz"], peak, zz)
+            out["finite_size_shift"] = _distance_to_boundary(config.g_zxz, peak, zz)
         return out
 
     def slope_peak(
-        self, config: dict[str, Any], g_zz: float, center: float, half_width: float = 0.3
+        self, config: CouplingDescentConfig, g_zz: float, center: float, half_width: float = 0.3
     ) -> float:
         """Where ``|∂⟨O⟩/∂g_x|`` of the configured finite chain peaks at this ``g_zz``, within
         ``half_width`` of ``center`` (exact linear response on a grid of spacing 0.005).
@@ -529,10 +521,6 @@ class CouplingDescent:
         gx = np.arange(center - half_width, center + half_width + 1e-12, 0.005)
         slope = self.cut(config, g_zz, gx, derivative=True)
         return float(gx[int(np.argmax(np.abs(slope)))])
-
-
-def _finite(x: object) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and bool(np.isfinite(x))
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -570,24 +558,5 @@ def _objective(
     return MultiPointObjective(points, loss, ("g_x1", "g_x2", "g_zz"))
 
 
-PHASE_EXPLORATION = CouplingDescent(
-    "phase-exploration",
-    ("g_x", "g_zz"),
-    {1: (-0.1, 0.4), 2: (0.9, 0.9)},
-    {"steps": 30, "map_x": [-3.5, 3.5], "map_y": [-2.0, 2.0], "degeneracy_tol": 1e-2},
-)
-SENSITIVITY = CouplingDescent(
-    "sensitivity",
-    ("g_x1", "g_x2", "g_zz"),
-    {1: (-0.2, -1.5, -1.5), 2: (-0.5, 0.3, 1.0)},
-    {
-        "steps": 80,
-        "map_x": [-2.0, 2.0],
-        "map_y": [-2.0, 2.0],
-        "estimator": "centered",
-        "nudge_scale": "shared",
-        "lr_decay": 0.05,
-        "min_separation": 0.1,
-    },
-    separated=(0, 1),
-)
+PHASE_EXPLORATION = CouplingDescent("phase-exploration", ExplorationConfig)
+SENSITIVITY = CouplingDescent("sensitivity", SensitivityConfig, separated=(0, 1))
