@@ -12,7 +12,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["OPTIMISERS", "Optimiser", "adam", "inverse_time_decay", "normalised_sgd", "sgd"]
+__all__ = [
+    "OPTIMISERS",
+    "Optimiser",
+    "adam",
+    "adamax",
+    "inverse_time_decay",
+    "normalised_sgd",
+    "sgd",
+]
 
 State = dict[str, Any]
 
@@ -72,6 +80,30 @@ def adam(learning_rate: float, b1: float = 0.9, b2: float = 0.999, eps: float = 
     return Optimiser("adam", init, update)
 
 
+def adamax(
+    learning_rate: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
+) -> Optimiser:
+    """Adamax (Kingma & Ba 2015, Sec. 7.1), in the form of ``optax.adamax``.
+
+    ``m ← b1 m + (1-b1) g``, ``u ← max(b2 u, |g| + eps)`` (elementwise, the infinity-norm
+    second moment), ``θ ← θ - η m / ((1 - b1^t) u)``. Unlike Adam, the step of each coupling is
+    bounded by ``η`` (up to the bias correction of ``m``) however noisy its gradient. ``eps`` sits
+    inside the maximum as in optax (the library of the reference implementation), so ``u > 0``.
+    """
+
+    def init(params: np.ndarray) -> State:
+        return {"m": np.zeros_like(params), "u": np.zeros_like(params), "t": 0}
+
+    def update(params: np.ndarray, grads: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        t = int(state["t"]) + 1
+        m = b1 * state["m"] + (1 - b1) * grads
+        u = np.maximum(b2 * state["u"], np.abs(grads) + eps)
+        step = learning_rate * m / ((1 - b1**t) * u)
+        return params - step, {"m": m, "u": u, "t": t}
+
+    return Optimiser("adamax", init, update)
+
+
 def inverse_time_decay(
     factory: Callable[[float], Optimiser], learning_rate: float, decay: float
 ) -> Optimiser:
@@ -100,6 +132,7 @@ def inverse_time_decay(
 
 OPTIMISERS: dict[str, Callable[[float], Optimiser]] = {
     "adam": adam,
+    "adamax": adamax,
     "sgd": sgd,
     "normalised_sgd": normalised_sgd,
 }

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import QEPError, QEPWarning
-from .runs import CONFIG, METRICS, RESULTS, SUMMARY, load_config, read_metrics
+from .runs import CONFIG, METRICS, RESULTS, SUMMARY, load_config, read_metrics, read_npz
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -38,6 +38,8 @@ __all__ = [
     "plot_accuracy_curves",
     "plot_accuracy_histograms",
     "plot_cuts",
+    "plot_kitaev_curves",
+    "plot_kitaev_map",
     "plot_loss_curves",
     "plot_map",
     "plot_overlaps",
@@ -74,8 +76,8 @@ def _summary(run_dir: Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise QEPError("file not found (has the run finished?)", where=str(path)) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise QEPError(f"cannot read: {e}", where=str(path)) from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise QEPError(f"cannot read: {' '.join(str(e).split())}", where=str(path)) from None
     if not isinstance(data, dict):
         raise QEPError("expected a JSON object", where=str(path))
     return data
@@ -83,16 +85,13 @@ def _summary(run_dir: Path) -> dict[str, Any]:
 
 def _results(run_dir: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
     path = run_dir / RESULTS
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            missing = [k for k in keys if k not in z.files]
-            if missing:
-                raise QEPError(f"no array {missing[0]!r} (has {sorted(z.files)})", where=str(path))
-            return {k: np.asarray(z[k]) for k in z.files}
-    except FileNotFoundError:
-        raise QEPError("file not found (has the run finished?)", where=str(path)) from None
-    except (OSError, ValueError) as e:
-        raise QEPError(f"cannot read: {e}", where=str(path)) from None
+    if not path.exists():
+        raise QEPError("file not found (has the run finished?)", where=str(path))
+    data = read_npz(path, "results file")
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise QEPError(f"no array {missing[0]!r} (has {sorted(data)})", where=str(path))
+    return data
 
 
 def _metric_series(run_dir: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
@@ -155,8 +154,13 @@ def _figure(**kwargs: Any) -> Figure:
 
 def _save(fig: Figure, path: str | Path) -> Path:
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p, dpi=DPI)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(p, dpi=DPI)
+    except OSError as e:
+        raise QEPError(f"cannot write the figure: {e.strerror or e}", where=str(p)) from None
+    except ValueError as e:  # an image format matplotlib does not know
+        raise QEPError(f"cannot write the figure: {e}", where=str(p)) from None
     return p
 
 
@@ -509,7 +513,7 @@ def plot_runs(
     by_experiment: dict[str, list[Path]] = {}
     for d in dirs:
         name = _config(d).get("experiment")
-        if name not in ("phase-recognition", "gradient-quality", *UNSUPERVISED):
+        if name not in ("phase-recognition", "gradient-quality", "kitaev-sensor", *UNSUPERVISED):
             raise QEPError(
                 f"cannot plot experiment {name!r} (phase-recognition, gradient-quality, "
                 f"{', '.join(UNSUPERVISED)})",
@@ -548,7 +552,8 @@ def plot_runs(
     cuts = finished(by_experiment.get("sensitivity", []), "its cuts are not drawn")
     for d in cuts:
         _results(d, ["cut_steps", "cut_g_x", "cut_values", "trajectory"])
-    if not members and not gq and not unsup:
+    kitaev = by_experiment.get("kitaev-sensor", [])
+    if not members and not gq and not unsup and not kitaev:
         raise QEPError("nothing to plot yet (no run has finished)", where=str(dirs[0]))
 
     if members:
@@ -568,6 +573,7 @@ def plot_runs(
     for d in cuts:
         file = f"sensitivity_cuts_{names[d]}.png" if several else "sensitivity_cuts.png"
         written.append(plot_cuts(d, out / file))
+    written += _plot_kitaev_runs(kitaev, out, names, several)
     return written
 
 
@@ -718,3 +724,117 @@ def plot_cuts(run_dir: str | Path, path: str | Path) -> Path:
         ax.set_title(f"{_label(d)}: cuts along g_X (dotted: exact boundaries, L → ∞)")
         ax.legend(fontsize=8)
         return _save(fig, path)
+
+
+# ------------------------------------------------------------------------------------ Kitaev
+#: readout columns of the Kitaev sensor's ``grid_probs`` / ``test_probs``: P(A), P(B)
+KITAEV_PHASES = ("A (gapped)", "B (gapless)")
+
+
+def _kitaev_triangle(ax: Axes) -> None:
+    """Outline of ``J_x + J_y + J_z = 1`` and the exact A/B boundaries ``J_a = 1/2``."""
+    from .models.kitaev import triangle_coordinates
+
+    corners = triangle_coordinates(np.eye(3))
+    outline = np.vstack([corners, corners[:1]])
+    ax.plot(outline[:, 0], outline[:, 1], color="k", lw=1.0)
+    mids = triangle_coordinates(np.array([[0.5, 0.5, 0], [0, 0.5, 0.5], [0.5, 0, 0.5]]))
+    inner = np.vstack([mids, mids[:1]])
+    ax.plot(inner[:, 0], inner[:, 1], color="k", lw=1.8)
+    for (x, y), text, ha in zip(corners, ("$J_x = 1$", "$J_y = 1$", "$J_z = 1$"),
+                                ("right", "left", "center"), strict=True):  # fmt: skip
+        ax.text(x + (-0.02 if ha == "right" else 0.02 if ha == "left" else 0),
+                y + (0.03 if ha == "center" else -0.04), text, ha=ha, fontsize=10)  # fmt: skip
+    ax.set_aspect("equal")
+    ax.set_xlim(-0.12, 1.12)
+    ax.set_ylim(-0.1, 0.97)
+    ax.axis("off")
+
+
+def plot_kitaev_map(run_dir: str | Path, path: str | Path) -> Path:
+    """The trained Kitaev sensor's probability of the A readout over the triangle.
+
+    Reads ``grid_points`` (G, 3) = (J_x, J_y, J_z) and ``grid_probs`` (G, 2) = (P(A), P(B)) and
+    the test set (``test_points``, ``test_labels``, ``test_probs``) from ``results.npz``. The
+    colour is ``P(Z = +1)`` of the readout qubit, interpolated linearly between the grid points;
+    black lines: the outline and the exact A/B boundaries ``J_a = 1/2``; markers: the test points
+    (circles A, squares B; filled white when the most probable readout is right, red when wrong;
+    points off the plane ``Σ J = 1`` are drawn at their normalised couplings). Returns ``path``.
+    """
+    from matplotlib.tri import Triangulation
+
+    from .models.kitaev import triangle_coordinates
+
+    d = Path(run_dir)
+    res = _results(d, ["grid_points", "grid_probs", "test_points", "test_labels", "test_probs"])
+    xy = triangle_coordinates(res["grid_points"])
+    p_a = res["grid_probs"][:, 0]
+    txy = triangle_coordinates(res["test_points"])
+    labels = res["test_labels"].astype(int)
+    right = np.argmax(res["test_probs"], axis=1) == labels
+    with _style():
+        fig = _figure(figsize=(6.4, 5.4))
+        ax = fig.add_subplot()
+        mesh = ax.tripcolor(Triangulation(xy[:, 0], xy[:, 1]), p_a, shading="gouraud",
+                            cmap="RdBu_r", vmin=0.0, vmax=1.0)  # fmt: skip
+        fig.colorbar(mesh, ax=ax, shrink=0.8, label="P(A readout) = P(Z = +1)")
+        _kitaev_triangle(ax)
+        for lab, marker in ((0, "o"), (1, "s")):
+            for ok, face in ((True, "white"), (False, "#d62728")):
+                sel = (labels == lab) & (right == ok)
+                if sel.any():
+                    name = f"test {'A' if lab == 0 else 'B'}: {'right' if ok else 'wrong'}"
+                    ax.scatter(txy[sel, 0], txy[sel, 1], marker=marker, s=42, c=face,
+                               edgecolors="k", linewidths=1.0, zorder=3, label=name)  # fmt: skip
+        ax.legend(loc="upper left", fontsize=8, framealpha=0.85)
+        s = _summary(d).get("final", {}) if (d / SUMMARY).exists() else {}
+        acc = s.get("max_choice_accuracy")
+        ax.set_title(
+            f"{_label(d)}: "
+            + (
+                f"max-choice {100 * acc:.1f} % of {len(labels)} test points"
+                if acc is not None
+                else "trained sensor"
+            )
+        )
+        return _save(fig, path)
+
+
+def plot_kitaev_curves(run_dirs: Sequence[str | Path], path: str | Path) -> Path:
+    """Test max-choice and single-shot accuracy and loss of Kitaev-sensor runs vs step."""
+    dirs = [Path(d) for d in run_dirs]
+    keys = ["max_choice_accuracy", "single_shot_accuracy", "loss"]
+    with _style():
+        fig = _figure(figsize=(12, 4.2))
+        axes = fig.subplots(1, 3)
+        for d, colour in zip(dirs, _colours(len(dirs)), strict=True):
+            s = _metric_series(d, keys)
+            for ax, key in zip(axes, keys, strict=True):
+                ax.plot(s["step"], s[key], color=colour, lw=1.8, marker=".", label=_label(d))
+        for ax, title in zip(axes, ("max-choice accuracy", "single-shot accuracy", "test loss"),
+                             strict=True):  # fmt: skip
+            ax.set_title(title)
+            ax.set_xlabel("training step")
+            ax.grid(alpha=0.3)
+        for ax in axes[:2]:
+            ax.axhline(0.5, color="0.4", ls="--", lw=1, label="chance (1/2)")
+            ax.set_ylim(0, 1.02)
+        axes[0].legend(loc="lower right")
+        fig.suptitle("Kitaev phase sensor: authors' 18 test points during training")
+        return _save(fig, path)
+
+
+def _plot_kitaev_runs(
+    dirs: Sequence[Path], out: Path, names: dict[Path, str], several: bool
+) -> list[Path]:
+    """``kitaev_curves.png`` (all runs) and ``kitaev_map[_NAME].png`` per finished run."""
+    if not dirs:
+        return []
+    written = [plot_kitaev_curves(dirs, out / "kitaev_curves.png")]
+    for d in dirs:
+        if (d / SUMMARY).exists():
+            file = f"kitaev_map_{names[d]}.png" if several else "kitaev_map.png"
+            written.append(plot_kitaev_map(d, out / file))
+        else:
+            warnings.warn(f"{d}: not finished (no {SUMMARY}); no map", QEPWarning, stacklevel=3)
+    return written
