@@ -22,7 +22,8 @@ help:
 	@echo "make demo       run the qeprop CLI on examples/sensor.toml"
 	@echo "make test       fast test suite (not marked slow)"
 	@echo "make test-slow  only the slow statistical / end-to-end tests"
-	@echo "make bench      run benchmarks/run.py"
+	@echo "make bench      every benchmark, into benchmarks/RESULTS.md; a selection:"
+	@echo "                make bench BENCH=\"training scaling\" (names: benchmarks/run.py --list)"
 	@echo "make lint       ruff check, ruff format --check, mypy"
 	@echo "make format     ruff format + ruff check --fix"
 	@echo "make lock       regenerate $(CONSTRAINTS) from pyproject.toml"
@@ -54,8 +55,11 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(VPY) -m pytest -m slow $(PYTEST_ARGS)
 
+# Benchmarks: every comparison (benchmarks/bench_*.py), or the ones named in BENCH; a partial
+# run keeps the other sections of benchmarks/RESULTS.md.
+BENCH ?=
 bench: $(STAMP)
-	$(VPY) benchmarks/run.py
+	$(VPY) benchmarks/run.py $(BENCH)
 
 # ---------------------------------------------------------------------------- quality
 lint: $(STAMP)
