@@ -9,6 +9,7 @@ to vectors (the sparse structure, or the compiled matrix-free kernel).
 from __future__ import annotations
 
 import contextlib
+import functools
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
@@ -105,7 +106,7 @@ def sparse_memory(ham: ParametrisedHamiltonian, spec: StateSpec) -> float:
 _MF_VECTORS = 14
 #: smallest Lanczos basis of the matrix-free solver (two-pass Lanczos below it)
 _MF_MIN_BASIS = 4
-_MF_MAX_BASIS = 48
+_MF_MAX_BASIS = 256
 #: largest qubit count the matrix-free kernel is built for (2^40 amplitudes are 8 TiB)
 _MF_MAX_QUBITS = 40
 
@@ -124,6 +125,21 @@ def kernel_for(ham: ParametrisedHamiltonian) -> Any:
         kernel.strings = ham.strings  # type: ignore[attr-defined]  # engine identity (engine_for)
         _KERNELS[ham] = kernel
     return kernel
+
+
+_WORKSPACES: weakref.WeakKeyDictionary[ParametrisedHamiltonian, Any] = weakref.WeakKeyDictionary()
+
+
+def _workspace_for(ham: ParametrisedHamiltonian) -> Any:
+    """The Lanczos vector memory the solves of ``ham`` share (free, then nudged states): kept
+    between solves so that large vectors are not faulted in afresh for every solve."""
+    ws = _WORKSPACES.get(ham)
+    if ws is None:
+        from .matrix_free import LanczosWorkspace
+
+        ws = LanczosWorkspace()
+        _WORKSPACES[ham] = ws
+    return ws
 
 
 def matrix_free_memory(ham: ParametrisedHamiltonian, spec: StateSpec) -> float:
@@ -216,11 +232,14 @@ def _matrix_free_eigen(
     coef = ham.string_coefficients(values)
     dtype = np.float64 if ham.is_real else np.complex128
     isz = _itemsize(ham)
-    room = available_memory() - (_MF_VECTORS * d * isz)
+    workspace = _workspace_for(ham)
+    # the Lanczos basis may take half of what is left after the other vectors (a longer basis
+    # saves the second pass that rebuilds unstored vectors); the workspace already holds some
+    room = available_memory() + workspace.nbytes - (_MF_VECTORS * d * isz)
     basis = int(min(_MF_MAX_BASIS, max(_MF_MIN_BASIS, room // (2 * d * isz))))
     maxiter = spec.maxiter if spec.maxiter is not None else 20000
     res = lanczos_lowest(
-        lambda v: kernel.apply(coef, v, threads=spec.threads),
+        functools.partial(kernel.apply, coef, threads=spec.threads),
         d,
         dtype,
         k,
@@ -231,6 +250,7 @@ def _matrix_free_eigen(
         maxiter=maxiter,
         max_vectors=basis,
         rng=np.random.default_rng(20240501),
+        workspace=workspace,
     )
     return res.evals, res.vecs, "matrix-free-lanczos", int(res.matvecs)
 
@@ -380,6 +400,10 @@ def solve_ground(
     follow = guess is not None and guess.kind == "ground" and spec.degeneracy == "mixture"
     g_fixed = guess.degeneracy if follow and guess is not None else None
     k = (g_fixed + 1) if g_fixed else 2
+    # a nudged state followed from its free state keeps that state's manifold; on the
+    # matrix-free backend (large sizes) its gap, which no estimator reads, is not computed
+    if g_fixed and eigen.backend == "matrix-free":
+        k = g_fixed
     matvecs = 0
     starts = _starts(guess, d)
     tol_deg = spec.degeneracy_threshold(ham.norm_bound(values))
@@ -394,7 +418,10 @@ def solve_ground(
             g = within if spec.degeneracy == "mixture" else 1
             break
         k = min(2 * k, d)
-    gap = float(ev[g] - ev[g - 1]) if len(ev) > g else float("inf")
+    if len(ev) > g:
+        gap = float(ev[g] - ev[g - 1])
+    else:  # the whole space, or a nudged matrix-free state whose gap was not computed
+        gap = float("inf") if len(ev) >= d else float("nan")
     if spec.degeneracy == "error" and gap < tol_deg:
         raise DegeneracyError(_degeneracy_message("ground", 0, gap, tol_deg))
     vectors = _make_real(vec[:, :g], ham)
