@@ -137,7 +137,7 @@ def test_auto_picks_by_size_and_nudged_solves_stay_on_their_backend(monkeypatch)
     assert choose_backend(h, StateSpec(dense_max_dim=16)) == "matrix-free"
     free = solve(h, v, StateSpec(dense_max_dim=16))
     assert free.backend == "matrix-free"
-    monkeypatch.setattr(solvers_mod, "AUTO_SPARSE_MAX_QUBITS", 14)
+    monkeypatch.undo()
     nudged = solve(h, v * 1.001, StateSpec(dense_max_dim=16), guess=free.warm)
     assert nudged.backend == "matrix-free"
     # thermal states are dense whatever the size; other backends refuse them in one line
