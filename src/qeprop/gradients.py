@@ -44,6 +44,7 @@ __all__ = [
     "GradientOptions",
     "GradientRecord",
     "GradientRun",
+    "batch_mean_gradient",
     "check_no_shots",
     "estimate_gradient",
     "needs_free_couplings",
@@ -924,3 +925,31 @@ def batch_nudged_gradients(
     for run in runs:
         run.solves += 1
     return _gradient_records(runs, free, variant, variant, solve_nudged, many)
+
+
+def batch_mean_gradient(
+    system: QEPSystem,
+    values: np.ndarray,
+    losses: Sequence[Loss],
+    *,
+    estimator: str,
+    options: GradientOptions,
+    rng: np.random.Generator | None,
+) -> tuple[np.ndarray, float]:
+    """Batch-averaged gradient ``(1/B) Σ_b ∂L_b/∂θ`` and mean loss of a mini-batch.
+
+    The nudged estimators (``positive``, ``negative``, ``centered``) solve the whole batch
+    together (:func:`batch_nudged_gradients`); the others run :func:`estimate_gradient` per
+    sample. ``values`` is ``(B, n_params)`` of ``system.hamiltonian``; shot noise is drawn from
+    ``rng`` in the order of the samples.
+    """
+    if estimator in _VARIANTS:
+        recs = batch_nudged_gradients(
+            system, values, losses, variant=estimator, options=options, rng=rng
+        )
+    else:
+        recs = [
+            estimate_gradient(system, v, loss, estimator=estimator, options=options, rng=rng)
+            for v, loss in zip(values, losses, strict=True)
+        ]
+    return np.mean([r.gradient for r in recs], axis=0), float(np.mean([r.loss for r in recs]))

@@ -44,7 +44,7 @@ import numpy as np
 
 from ..config import Config, option
 from ..errors import ConvergenceError, ProblemError
-from ..gradients import GradientOptions, batch_nudged_gradients, estimate_gradient
+from ..gradients import GradientOptions, batch_mean_gradient
 from ..hamiltonian import ParametrisedHamiltonian
 from ..losses import MeanSquaredError
 from ..measurement import SHOT_MODELS, expectations
@@ -252,19 +252,9 @@ class KitaevSensor(ExperimentBase):
         )
         losses = [MeanSquaredError(t) for t in one_hot(labels, len(kitaev.PHASES))]
         values = np.array([model.values(xi, theta) for xi in x])
-        if config.estimator in ("positive", "negative", "centered"):
-            recs = batch_nudged_gradients(
-                model.system, values, losses, variant=config.estimator, options=opts, rng=rng
-            )
-        else:
-            recs = [
-                estimate_gradient(
-                    model.system, v, loss, estimator=config.estimator, options=opts, rng=rng
-                )
-                for v, loss in zip(values, losses, strict=True)
-            ]
-        grads = np.mean([r.gradient for r in recs], axis=0)
-        return grads, float(np.mean([r.loss for r in recs]))
+        return batch_mean_gradient(
+            model.system, values, losses, estimator=config.estimator, options=opts, rng=rng
+        )
 
     def step(self, config: KitaevSensorConfig, state: TrainState) -> TrainState:
         """One optimiser step on the batch-averaged QEP gradient of a fresh balanced batch.
