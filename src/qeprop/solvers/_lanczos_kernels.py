@@ -33,9 +33,11 @@ __all__ = [
     "pure_expectations",
 ]
 
-# no NaN/inf inputs reach these loops (the solver checks its Hamiltonians); sums may be reordered
-# (vectorised), which changes their rounding but not their dependence on the thread count
-_FAST = {"nnan", "ninf", "nsz", "arcp", "contract", "reassoc"}
+# no NaN/inf inputs reach these loops (the solver checks its Hamiltonians). Sums are NOT
+# reordered ("reassoc" is left out): a vectorised reduction's rounding depends on the alignment of
+# its arrays, which differs between a fresh process and one that reuses scratch memory, and a
+# resumed run must repeat an uninterrupted one bit for bit
+_FAST = {"nnan", "ninf", "nsz", "arcp", "contract"}
 
 
 @nb.njit(cache=True)
