@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ProblemError
-from .memory import check_memory
 from .hamiltonian import ParametrisedHamiltonian, SparseStructure
+from .memory import check_memory
 from .pauli import parity, qubitwise_commute_groups
 from .solvers import engine_for
 from .states import Equilibrium
