@@ -165,12 +165,30 @@ class Eigen:
 
     ``lowest(ham, values, spec, k, starts, precise) -> (evals (k,), vecs (d, k), method,
     matvecs)``: the lowest ``k`` eigenpairs, the first ``precise`` to full tolerance,
-    warm-started from ``starts``. ``engine(ham)`` is the backend's Pauli-sum engine.
+    warm-started from ``starts`` (called by :meth:`run` for problems too large to solve
+    densely). ``engine(ham)`` is the backend's Pauli-sum engine.
     """
 
     backend: str
     lowest: Lowest
     engine: Callable[[ParametrisedHamiltonian], Engine]
+
+    def run(
+        self,
+        ham: ParametrisedHamiltonian,
+        values: np.ndarray,
+        spec: StateSpec,
+        k: int,
+        starts: list[np.ndarray],
+        precise: int,
+    ) -> EigenResult:
+        """The lowest ``min(k, dim)`` eigenpairs: densely for small problems (``spec.use_dense``,
+        or nearly all levels asked for, where Lanczos cannot run), else with :attr:`lowest`."""
+        d = ham.dim
+        k = min(k, d)
+        if spec.use_dense(d) or k >= d - 1:
+            return _dense_eigen(ham, values, spec, k, starts, precise)
+        return self.lowest(ham, values, spec, k, starts, precise)
 
 
 def _dense_lowest(
@@ -206,10 +224,6 @@ def _sparse_eigen(
     starts: list[np.ndarray],
     precise: int,
 ) -> EigenResult:
-    d = ham.dim
-    k = min(k, d)
-    if spec.use_dense(d) or k >= d - 1:
-        return _dense_eigen(ham, values, spec, k, starts, precise)
     ev, vec, mv = _lanczos_lowest(ham, values, spec, k, starts, precise)
     return ev, vec, "lanczos", mv
 
@@ -225,9 +239,6 @@ def _matrix_free_eigen(
     from .matrix_free import lanczos_lowest
 
     d = ham.dim
-    k = min(k, d)
-    if spec.use_dense(d) or k >= d - 1:
-        return _dense_eigen(ham, values, spec, k, starts, precise)
     kernel = kernel_for(ham)
     coef = ham.string_coefficients(values)
     dtype = np.float64 if ham.is_real else np.complex128
@@ -408,7 +419,7 @@ def solve_ground(
     starts = _starts(guess, d)
     tol_deg = spec.degeneracy_threshold(ham.norm_bound(values))
     while True:
-        ev, vec, method, mv = eigen.lowest(ham, values, spec, k, starts, g_fixed or k - 1)
+        ev, vec, method, mv = eigen.run(ham, values, spec, k, starts, g_fixed or k - 1)
         matvecs += mv
         if g_fixed is not None:
             g = g_fixed
@@ -472,7 +483,7 @@ def solve_eigenstate(
     starts = _starts(guess, d)
     tol_deg = spec.degeneracy_threshold(ham.norm_bound(values))
     while True:
-        ev, vec, method, mv = eigen.lowest(ham, values, spec, k, starts, k)
+        ev, vec, method, mv = eigen.run(ham, values, spec, k, starts, k)
         matvecs += mv
         if follow and guess is not None:
             ov = np.sum(np.abs(vec.conj().T @ guess.vectors) ** 2 * guess.weights, axis=1)
