@@ -66,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="threads of the matrix-free backend (overrides state.threads; default 1)",
     )
+    g.add_argument(
+        "--symmetry",
+        choices=("none", "auto"),
+        help="auto: solve ground states through the sectors of the Pauli symmetries of H "
+        "(overrides state.symmetry; default none)",
+    )
     g.add_argument("--json", action="store_true", help="print one JSON object")
 
     r = sub.add_parser(
@@ -179,6 +185,7 @@ def _gradient(args: argparse.Namespace, out: TextIO) -> int:
     for flag, key, value in (
         ("--method", "method", args.method),
         ("--threads", "threads", args.threads),
+        ("--symmetry", "symmetry", args.symmetry),
     ):
         if value is not None:
             try:

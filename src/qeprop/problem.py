@@ -26,7 +26,8 @@ Keys
                 observable).
 ``state``       ``{"kind": "ground" | "eigenstate" | "thermal", ...}`` with the fields of
                 :class:`~qeprop.solvers.StateSpec` (``temperature``, ``level``, ``method``, ``tol``,
-                ``degeneracy``, ``degeneracy_tol``, ``dense_max_dim``, ``maxiter``).
+                ``degeneracy``, ``degeneracy_tol``, ``dense_max_dim``, ``maxiter``, ``threads``,
+                ``symmetry``).
 ``estimator``   ``{"kind": <name>, "nudge", "variant", "fd_step"}``.
 ``shots``       ``null`` (exact) or ``M``; ``shot_model`` ``"gaussian"`` | ``"sampled"``;
                 ``noisy_outputs`` (bool); ``seed`` (int).
@@ -72,7 +73,7 @@ _TOP_KEYS = {
 }  # fmt: skip
 _STATE_KEYS = {
     "kind", "temperature", "level", "method", "tol", "maxiter", "degeneracy",
-    "degeneracy_tol", "gap_tol", "dense_max_dim", "threads",
+    "degeneracy_tol", "gap_tol", "dense_max_dim", "threads", "symmetry",
 }  # fmt: skip
 _ESTIMATOR_KEYS = {"kind", "nudge", "variant", "fd_step"}
 
@@ -295,7 +296,7 @@ def _parse(data: Mapping[str, Any], source: str) -> Problem:
 
     st = dict(_table(data.get("state", {}), "state"))
     _check_keys(st, _STATE_KEYS, "state")
-    for key in ("kind", "method", "degeneracy"):
+    for key in ("kind", "method", "degeneracy", "symmetry"):
         if key in st:
             _text(st[key], f"state.{key}")
     for key in ("temperature", "tol", "degeneracy_tol", "gap_tol"):

@@ -77,6 +77,9 @@ class Equilibrium:
         The backend's Pauli-sum engine for the Hamiltonian's string basis (``None``: the
         Hamiltonian's sparse structure). Opaque to estimators: measurements go through
         :mod:`qeprop.measurement` and :func:`qeprop.solvers.engine_for`.
+    sector : :class:`~qeprop.solvers.sectors.SectorState` or None
+        The Pauli-symmetry sectors the state lies in, when it was solved through them
+        (``state.symmetry = "auto"``); a nudged solve warm-started from it stays there.
     """
 
     vectors: np.ndarray
@@ -94,6 +97,7 @@ class Equilibrium:
     above: np.ndarray | None = None
     backend: str = "dense"
     engine: Any = field(default=None, repr=False, compare=False)
+    sector: Any = field(default=None, repr=False, compare=False)
 
     @property
     def dim(self) -> int:

@@ -65,6 +65,7 @@ _KINDS = ("ground", "eigenstate", "thermal")
 _METHODS = ("auto", "dense", "sparse", "lanczos", "matrix-free")
 _ALIASES = {"lanczos": "sparse"}
 _DEGENERACY = ("error", "mixture")
+_SYMMETRY = ("none", "auto")
 
 #: ``auto`` uses the sparse backend up to this many qubits and the matrix-free one above.
 #: Measured (``make bench BENCH=scaling``, chain-plus-sensor problem, one thread): sparse 0.80 s
@@ -128,6 +129,11 @@ class StateSpec:
         default). Small eigensolves are much slower with several threads on few cores.
     threads:
         Threads of the matrix-free backend's compiled products (opt-in; default one).
+    symmetry:
+        ``"none"``: solve in the full space. ``"auto"``: find the Pauli strings that commute with
+        every term and solve the ground state through their sectors (the lowest level over all
+        sectors; nudged states stay in their free state's sector), see
+        :mod:`qeprop.solvers.sectors`. Ground states only.
     """
 
     kind: str = "ground"
@@ -142,6 +148,7 @@ class StateSpec:
     dense_max_dim: int = 256
     blas_threads: int | None = 1
     threads: int = 1
+    symmetry: str = "none"
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -153,6 +160,15 @@ class StateSpec:
         if self.degeneracy not in _DEGENERACY:
             raise ProblemError(
                 f"unknown degeneracy mode {self.degeneracy!r}; choose one of {list(_DEGENERACY)}"
+            )
+        if self.symmetry not in _SYMMETRY:
+            raise ProblemError(
+                f"unknown symmetry mode {self.symmetry!r}; choose one of {list(_SYMMETRY)}"
+            )
+        if self.symmetry == "auto" and self.kind != "ground":
+            raise ProblemError(
+                f"symmetry sectors are used for ground states only, not {self.kind!r} states "
+                "(set symmetry = 'none')"
             )
         if self.kind == "thermal":
             if not _positive_number(self.temperature):
@@ -390,6 +406,10 @@ def solve(
     """
     spec = spec or StateSpec()
     values = hamiltonian.check_values(values)
+    if spec.symmetry == "auto":
+        from . import sectors
+
+        return sectors.solve_ground(hamiltonian, values, spec, guess)
     if guess is not None and guess.backend and guess.backend in BACKENDS and spec.method == "auto":
         name = guess.backend  # the nudged state stays on the free state's backend
     else:

@@ -145,6 +145,10 @@ def solve_ground_batch(
         Krylov steps before an explicit restart from the current Ritz vector (up to 20 restarts).
     """
     spec = spec or StateSpec()
+    if spec.symmetry == "auto":
+        from . import sectors
+
+        return sectors.solve_ground_batch(ham, values, spec, guesses)
     values = np.atleast_2d(np.asarray(values, dtype=float))
     coef, scale = _coefficients(ham, values)  # (B, n_strings): rows are parameter vectors
     kernel = _kernels()
