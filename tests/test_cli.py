@@ -26,7 +26,9 @@ from qeprop import estimate_gradient
 from qeprop.cli import main
 from qeprop.problem import load_problem
 
-JSON_KEYS = {"loss", "outputs", "gradient", "preparations", "shots", "backend"}
+JSON_KEYS = {
+    "loss", "outputs", "gradient", "preparations", "shots", "backend", "symmetry_sectors"
+}  # fmt: skip
 
 
 def write(tmp_path: Path, d: dict[str, Any] | str, name: str = "problem.json") -> Path:

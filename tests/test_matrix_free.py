@@ -422,3 +422,61 @@ def test_minres_raises_without_convergence() -> None:
         minres_shifted(_op(kernel, coef), float(ev[0]), vec, rhs, tol=1e-14, maxiter=2)
     with pytest.raises(ProblemError, match="rhs"):
         minres_shifted(_op(kernel, coef), float(ev[0]), vec, rhs[:-1])
+
+
+def test_lanczos_gap_level_relative_to_the_gap(sensor_chain) -> None:
+    """``gap_rel``: the gap level stops once its residual is 1 % of the gap found so far."""
+    ham, values, kernel = sensor_chain
+    coef = ham.string_coefficients(values)
+    common = {"tol": 1e-12, "gap_tol": 1e-8, "precise": 1}
+    ref = lanczos_lowest(_op(kernel, coef), kernel.dim, kernel.dtype, 2, **common)
+    res = lanczos_lowest(_op(kernel, coef), kernel.dim, kernel.dtype, 2, gap_rel=0.01, **common)
+    ev, _ = dense_eigh(ham.dense(values), k=2)
+    gap = ev[1] - ev[0]
+    # the ground level is untouched; the gap level stops earlier, within its Weyl bound
+    assert res.level_matvecs[0] == ref.level_matvecs[0]
+    assert res.evals[0] == ref.evals[0]
+    assert res.level_matvecs[1] <= ref.level_matvecs[1]
+    assert res.residuals[1] <= max(1e-8 * abs(res.evals[1]), 0.01 * (res.evals[1] - res.evals[0]))
+    assert abs((res.evals[1] - res.evals[0]) - gap) <= 0.01 * gap
+    with pytest.raises(ProblemError, match="gap_rel"):
+        lanczos_lowest(_op(kernel, coef), kernel.dim, kernel.dtype, 2, gap_rel=1.5)
+
+
+@pytest.mark.parametrize("complex_", [False, True])
+def test_vector_kernels_do_not_depend_on_alignment(complex_: bool) -> None:
+    """The compiled reductions give bit-identical results for the same data at other offsets."""
+    from qeprop.solvers import _mf_kernels as kern
+
+    rng = np.random.default_rng(13)
+    n = 1001
+    w, q, p = (_vectors(rng, n, None, complex_) for _ in range(3))
+    q /= np.linalg.norm(q)
+    p -= np.vdot(q, p) * q
+    p /= np.linalg.norm(p)
+    locked = _vectors(rng, n, None, complex_)[None, :]
+    locked /= np.linalg.norm(locked)
+    dt = w.dtype
+
+    def placed(x: np.ndarray, off: int) -> np.ndarray:
+        buf = np.zeros(x.size + 8, dtype=dt)
+        out = buf[off : off + x.size]
+        out[:] = x
+        return out
+
+    results = []
+    for off in range(4):
+        ws, qs, ps = placed(w, off), placed(q, (off + 1) % 4), placed(p, (off + 3) % 4)
+        dst = placed(np.zeros(n, dtype=dt), (off + 2) % 4)
+        step = kern.lanczos_step(ws, qs, ps, 0.3, locked, np.nan, np.nan, dst)
+        x = placed(w, off)
+        nrm = kern.deflate(x, locked)
+        res = kern.residual_norm(placed(w, off), placed(q, (off + 2) % 4), 0.7)
+        y = placed(w, off)
+        kern.combine(y, np.vstack([q, p]), np.array([0.5, -0.25], dtype=dt))
+        results.append((step, dst.copy(), nrm, x.copy(), res, y.copy()))
+    for other in results[1:]:
+        assert other[0] == results[0][0] and other[2] == results[0][2]
+        assert other[4] == results[0][4]
+        for i in (1, 3, 5):
+            assert np.array_equal(other[i], results[0][i])

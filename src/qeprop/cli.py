@@ -211,6 +211,12 @@ def _gradient(args: argparse.Namespace, out: TextIO) -> int:
             elif isinstance(e, ProblemTooLargeError):
                 field = "qubits"
         raise type(e)(e.message, where=f"{prob.source}: {field}") from None
+    sectors = None
+    if opts.state.symmetry == "auto":
+        from .solvers.sectors import sector_form
+
+        form = sector_form(prob.system.full)
+        sectors = form.n_sectors if form is not None else 1
     if args.json:
         obj = {
             "loss": rec.loss,
@@ -219,6 +225,7 @@ def _gradient(args: argparse.Namespace, out: TextIO) -> int:
             "preparations": rec.preparations,
             "shots": rec.shots,
             "backend": rec.backend,
+            "symmetry_sectors": sectors,
         }
         out.write(json.dumps(obj) + "\n")
         return 0
@@ -232,7 +239,9 @@ def _gradient(args: argparse.Namespace, out: TextIO) -> int:
         f"problem    {prob.source}: {sysm.hamiltonian.n_qubits} qubits, "
         f"{len(sysm.hamiltonian.terms)} terms, {len(sysm.trainable)} trainable parameters",
         f"state      {state}, gap {rec.gap:.4g}",
-        f"backend    {rec.backend} ({time.perf_counter() - t_start:.2f} s)",
+        f"backend    {rec.backend}"
+        + (f", through {sectors} symmetry sectors" if sectors else "")
+        + f" ({time.perf_counter() - t_start:.2f} s)",
         f"estimator  {rec.estimator}"
         + (f" (nudge {rec.nudge:g})" if rec.nudge else "")
         + f", {rec.preparations} preparations, {rec.shots} shots",

@@ -257,6 +257,8 @@ def _matrix_free_eigen(
         [s.real if ham.is_real else s.astype(complex) for s in starts],
         tol=spec.tol,
         gap_tol=spec.gap_tol,
+        # levels beyond ``precise`` only measure the gap for the degeneracy check: to 1 % of it
+        gap_rel=0.01,
         precise=precise,
         maxiter=maxiter,
         max_vectors=basis,

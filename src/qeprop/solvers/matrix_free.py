@@ -578,12 +578,20 @@ class _Lanczos:
             ring.append(np.empty(self.dim, dtype=self.dtype))
         return ring[j % 2]
 
-    def run(self, x: np.ndarray, hx: np.ndarray | None, tol: float, max_steps: int) -> np.ndarray:
+    def run(
+        self,
+        x: np.ndarray,
+        hx: np.ndarray | None,
+        tol: float,
+        max_steps: int,
+        gap_rel: float = 0.0,
+        e0: float = 0.0,
+    ) -> np.ndarray:
         """One Lanczos run from the unit vector ``x`` (``hx = H x`` if known): the Ritz vector.
 
-        Stops when the residual estimate ``|β_j s_j|`` of the lowest Ritz pair is below ``tol / 2``
-        times ``max(1, |θ|)``, or when the Krylov space is invariant. The Ritz vector is
-        accumulated in ``x``'s memory.
+        Stops when the residual estimate ``|β_j s_j|`` of the lowest Ritz pair is below half of
+        ``max(tol max(1, |θ|), gap_rel (θ - e0))`` (see :func:`lanczos_lowest`), or when the Krylov
+        space is invariant. The Ritz vector is accumulated in ``x``'s memory.
         """
         from . import _mf_kernels as kern
 
@@ -607,7 +615,7 @@ class _Lanczos:
             if b <= 1e-12 * max(scale, abs(a)):
                 break  # invariant Krylov space: the Ritz pair is exact
             # aim below tol so that the explicit check after the run rarely fails
-            if abs(b * s[-1]) <= 0.5 * tol * scale:
+            if abs(b * s[-1]) <= 0.5 * max(tol * scale, gap_rel * (theta - e0)):
                 break
         hx = None
         m = len(alpha)
@@ -677,6 +685,7 @@ def lanczos_lowest(
     *,
     tol: float = 1e-10,
     gap_tol: float = 1e-6,
+    gap_rel: float = 0.0,
     precise: int | None = None,
     maxiter: int | None = None,
     max_vectors: int | None = None,
@@ -714,6 +723,13 @@ def lanczos_lowest(
     gap_tol:
         Looser relative residual, ``max(tol, gap_tol)``, of levels ``>= precise`` (only their
         energy is needed; its error is quadratic in the residual).
+    gap_rel:
+        For levels ``i >= precise >= 1`` whose energy only serves the gap above level 0 (e.g. a
+        degeneracy check): such a level also stops once its residual ``r = ||H x - θ_i x||`` is
+        at most ``gap_rel (θ_i - θ_0)``. By Weyl's bound an eigenvalue of ``H`` lies within ``r``
+        of ``θ_i``, so the gap ``θ_i - θ_0`` is then known to a relative ``gap_rel`` (``0.01``: to
+        1 %) without converging the level to ``gap_tol``. A level (nearly) degenerate with level
+        0 gets no looser target than ``gap_tol``. Default 0: off.
     precise:
         Number of levels converged to ``tol`` (default: all ``k``).
     maxiter:
@@ -754,6 +770,8 @@ def lanczos_lowest(
     for name, val in (("tol", tol), ("gap_tol", gap_tol)):
         if not (isinstance(val, int | float | np.floating) and np.isfinite(val) and val > 0):
             raise ProblemError(f"{name} must be a finite number > 0, got {val!r}")
+    if not (isinstance(gap_rel, int | float | np.floating) and 0 <= gap_rel < 1):
+        raise ProblemError(f"gap_rel must be a number in [0, 1), got {gap_rel!r}")
     precise = k if precise is None else int(precise)
     maxiter = 5000 if maxiter is None else int(maxiter)
     if maxiter < 1:
@@ -772,6 +790,7 @@ def lanczos_lowest(
     solver = _Lanczos(apply, dim, dt, n_store, ws)
     for i in range(k):
         tol_i = tol if i < precise else max(tol, gap_tol)
+        rel_i = float(gap_rel) if 0 < precise <= i else 0.0
         solver.locked = rows[:i]
         solver.matvecs = 0
         x = _start_vector(starts[i] if i < len(starts) else None, dim, dt, rng, rows[:i])
@@ -783,11 +802,11 @@ def lanczos_lowest(
                     f"Lanczos level {i} did not reach the relative residual {tol_i:g} within "
                     f"maxiter={maxiter} products (dimension {dim}); raise maxiter or tol"
                 )
-            x = solver.run(x, hx, tol_i, remaining)
+            x = solver.run(x, hx, tol_i, remaining, rel_i, float(evals[0]))
             hx = solver.matvec(x)
             theta = float(np.vdot(x, hx).real)
             res = float(kern.residual_norm(hx, x, theta))
-            if res <= tol_i * max(1.0, abs(theta)):
+            if res <= max(tol_i * max(1.0, abs(theta)), rel_i * (theta - evals[0])):
                 break
         del hx
         spent[i] = solver.matvecs
