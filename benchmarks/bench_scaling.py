@@ -52,6 +52,8 @@ QUICK_MAX_SECONDS = 60.0
 # of ~1e-12 / gap move expectation values far less than this even at gaps ~1e-3.
 AGREE_RTOL = 1e-6
 PLOT = "scaling.png"
+#: wall-clock targets (seconds) of one gradient process, qubits -> limit
+TARGETS = {22: 60.0, 24: 240.0}
 UNKNOWN_METHOD = "unknown solver method"
 
 
@@ -70,6 +72,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"wall-clock cap of one scaling run, seconds (default {MAX_SECONDS:g}, "
         f"{QUICK_MAX_SECONDS:g} with --quick)",
+    )
+    g.add_argument(
+        "--backend-caps",
+        default="",
+        help="per-backend wall-clock caps overriding --max-seconds, e.g. "
+        "'dense=120,matrix-free=5400'",
+    )
+    g.add_argument(
+        "--auto-max-qubits",
+        type=int,
+        default=None,
+        help="largest size run with method auto (beyond the sparse/matrix-free switch auto runs "
+        "the matrix-free backend; its larger sizes are not run twice). Default: all sizes",
     )
 
 
@@ -196,6 +211,8 @@ def run(report: Report, args: argparse.Namespace) -> None:
     if not sizes:
         raise ValueError(f"--max-qubits {max_q} is below the smallest size {MIN_QUBITS}")
     series = (*BACKENDS, AUTO)
+    caps = parse_caps(getattr(args, "backend_caps", "") or "", cap)
+    auto_max = getattr(args, "auto_max_qubits", None)
     qeprop = qeprop_command()
     report.intro.append(
         "Problem: `benchmarks/chain_sensor_problem.py`, an N-site open cluster-Ising chain with a "
@@ -218,7 +235,10 @@ def run(report: Report, args: argparse.Namespace) -> None:
                 if b in stopped:
                     points[(b, q)] = Point(b, q, "skipped", message=stopped[b])
                     continue
-                p = measure(b, q, cap, workdir, qeprop)
+                if b == AUTO and auto_max is not None and q > auto_max:
+                    points[(b, q)] = Point(b, q, "not run", message="same backend as matrix-free")
+                    continue
+                p = measure(b, q, caps.get(b, cap), workdir, qeprop)
                 points[(b, q)] = p
                 print(f"  {b:<12} {describe(p)}", flush=True)
                 if p.status == "unknown method":
@@ -233,6 +253,21 @@ def run(report: Report, args: argparse.Namespace) -> None:
         if report.monitor is not None:
             report.monitor.sample()
 
+    if auto_max is not None and max_q > auto_max:
+        report.note(
+            f"`auto` was run up to {auto_max} qubits; beyond the sparse/matrix-free switch it "
+            "runs the matrix-free backend (its JSON `backend` key says so at every size run), so "
+            "the larger sizes were not run twice"
+        )
+    for b, c in caps.items():
+        if c != cap:
+            report.note(f"wall-clock cap of `{b}`: {c:g} s")
+    for q, limit in TARGETS.items():
+        mf = points.get(("matrix-free", q))
+        if mf is not None and mf.ok and mf.seconds is not None:
+            report.limit(
+                f"one centred gradient at {q} qubits (matrix-free, 1 thread)", mf.seconds, limit
+            )
     tabulate(report, points, sizes, series)
     agreement(report, points, sizes, series)
     auto_switch(report, points, sizes)
@@ -249,13 +284,27 @@ def run(report: Report, args: argparse.Namespace) -> None:
         "*status*: `ok`; `timeout` (killed at the cap); `memory` (refused before allocating, "
         "exit status 2, message in the notes); `killed` (a signal, e.g. the OOM killer); "
         "`unknown method` (the backend does not exist in this qeprop); `skipped` (a smaller "
-        "size of this backend failed).",
+        "size of this backend failed); `not run` (`auto` above `--auto-max-qubits`).",
         "*auto chose*: the `backend` key of the JSON output of the `auto` run (absent when the "
         "command does not report it).",
         "*max rel. Δ*: `max_j |g_j - g_ref,j| / max_j |g_ref,j|` over the backends that "
         "succeeded at that size, the reference being the first of dense, sparse, matrix-free "
         "that succeeded.",
     )
+
+
+def parse_caps(text: str, default: float) -> dict[str, float]:
+    """``"dense=120,matrix-free=5400"`` -> per-backend caps (seconds); others get ``default``."""
+    caps = {b: default for b in (*BACKENDS, AUTO)}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        name, _, value = item.partition("=")
+        if name not in caps or not value:
+            raise ValueError(
+                f"--backend-caps: expected BACKEND=SECONDS with BACKEND in {list(caps)}, "
+                f"got {item!r}"
+            )
+        caps[name] = float(value)
+    return caps
 
 
 def describe(p: Point) -> str:

@@ -112,3 +112,10 @@ def test_max_relative_difference_of_gradients() -> None:
 def test_quick_runs_do_not_default_to_the_published_results() -> None:
     assert runner.default_results(quick=False) == common.RESULTS
     assert runner.default_results(quick=True).parent != common.RESULTS.parent
+
+
+def test_per_backend_caps_are_parsed_and_checked() -> None:
+    caps = bench_scaling.parse_caps("dense=120, matrix-free=5400", 600.0)
+    assert caps == {"dense": 120.0, "sparse": 600.0, "matrix-free": 5400.0, "auto": 600.0}
+    with pytest.raises(ValueError, match="BACKEND=SECONDS"):
+        bench_scaling.parse_caps("gpu=3", 600.0)
