@@ -186,3 +186,22 @@ def test_bad_symmetry_settings_are_refused() -> None:
     ham = _tfim(4, 0.3)
     with pytest.raises(ProblemError, match="not a symmetry"):
         tapering([t.pauli for t in ham.terms], 4, [PauliString.parse("Z0")])
+
+
+def test_a_diagonal_hamiltonian_keeps_a_qubit_and_bounds_its_sectors() -> None:
+    # every Z_i is a symmetry: all n would leave sectors of dimension 1 and 2^n of them
+    n = 12
+    ham = ParametrisedHamiltonian(
+        n, [(0.3 + 0.1 * i, f"Z{i}") for i in range(n)] + [(0.2, "Z0 Z1", "a")]
+    )
+    form = sector_form(ham)
+    assert form is not None
+    assert form.reduced.n_qubits >= 1 and len(form.tapering.generators) <= 14
+    got = solve(ham, ham.values(a=0.5), StateSpec(symmetry="auto"))
+    ref = solve(ham, ham.values(a=0.5), StateSpec())
+    assert abs(got.energy - ref.energy) < 1e-12
+    np.testing.assert_allclose(
+        string_expectations(ham, got), string_expectations(ham, ref), atol=1e-12
+    )
+    with pytest.raises(ProblemError, match="not finite"):
+        solve(ham, np.array([np.nan]), StateSpec(symmetry="auto"))

@@ -260,14 +260,18 @@ def _eigvec(letter: str, s: float) -> np.ndarray:
 
 
 def tapering(
-    strings: Iterable[PauliString], n_qubits: int, generators: Sequence[PauliString] | None = None
+    strings: Iterable[PauliString],
+    n_qubits: int,
+    generators: Sequence[PauliString] | None = None,
+    max_generators: int | None = None,
 ) -> Tapering:
     """The tapering of ``n_qubits`` qubits by the symmetries of ``strings``.
 
     ``generators`` (optional) are the symmetries to use, which must commute with each other and
     with every string; by default :func:`commuting_symmetries`. Pivots are chosen greedily (one
     single-qubit Pauli per qubit, highest qubit first); a generator that cannot get a pivot of its
-    own is dropped (the sectors are then coarser, still exact).
+    own is dropped (the sectors are then coarser, still exact), and so are those beyond
+    ``max_generators`` (default: all, but at least one qubit is always kept).
     """
     strings = list(strings)
     n = int(n_qubits)
@@ -277,6 +281,7 @@ def tapering(
             if not g.commutes(p):
                 raise ProblemError(f"{str(g)!r} is not a symmetry: it anticommutes with {str(p)!r}")
     r = len(gens)
+    limit = min(r, n - 1 if max_generators is None else max(0, min(int(max_generators), n - 1)))
     # comm[q][c] = bit i set when the single-qubit letter c on q anticommutes with g_i
     picks: list[tuple[int, str, int]] = []
     rows: dict[int, int] = {}  # reduced-echelon rows of the chosen comm vectors (for rank tests)
@@ -288,7 +293,7 @@ def tapering(
         return v
 
     for q in reversed(range(n)):
-        if len(picks) == r:
+        if len(picks) == limit:
             break
         for c in "XZY":
             x, z = _SINGLE[c]

@@ -47,6 +47,9 @@ __all__ = ["SectorForm", "SectorState", "sector_form", "solve_ground", "solve_gr
 #: reduced dimension up to which all sectors are solved together by the batched Lanczos kernel;
 #: larger sectors are solved one by one with the plain backends
 _BATCH_MAX_DIM = 1 << 14
+#: most symmetries used (2^14 sectors): more only multiply the sectors every cold solve scans
+#: (a Hamiltonian of commuting Z terms would otherwise have one sector per basis state)
+MAX_GENERATORS = 14
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,7 @@ def sector_form(ham: ParametrisedHamiltonian) -> SectorForm | None:
     if ham in _FORMS:
         return _FORMS[ham]
     term_strings = list(dict.fromkeys(t.pauli for t in ham.terms))
-    tap = tapering(term_strings, ham.n_qubits)
+    tap = tapering(term_strings, ham.n_qubits, max_generators=MAX_GENERATORS)
     form: SectorForm | None = None
     if tap.generators:
         used = set(term_strings)
@@ -153,7 +156,7 @@ def _lowest_per_sector(form: SectorForm, rows: np.ndarray, spec: StateSpec) -> n
     if form.reduced.dim <= _BATCH_MAX_DIM:
         states = batch(form.reduced, rows, _plain(spec), guesses=[None] * len(rows))
     else:
-        from . import solve
+        from . import solve_vectors as solve
 
         states = [solve(form.reduced, r, _plain(spec)) for r in rows]
     return np.array([s.energies[0] for s in states])
@@ -164,7 +167,7 @@ def _solve_reduced(
 ) -> list[Equilibrium]:
     """States of the reduced Hamiltonians ``rows (N, T)``: cold rows with their gap, warm rows
     (a guess given) following it."""
-    from . import solve
+    from . import solve_vectors as solve
     from .batch import solve_ground_batch as batch
 
     plain = _plain(spec)
@@ -232,7 +235,7 @@ def solve_ground_batch(
     Cold elements (no guess, or a guess without sectors) scan every sector for its lowest energy
     and solve the lowest sector(s) with their gap; warm elements stay in their guess's sectors.
     """
-    from . import solve
+    from . import solve_vectors as solve
 
     values = np.atleast_2d(np.asarray(values, dtype=float))
     guesses = list(guesses) if guesses is not None else [None] * len(values)
