@@ -27,7 +27,8 @@ from qeprop.cli import main
 from qeprop.problem import load_problem
 
 JSON_KEYS = {
-    "loss", "outputs", "gradient", "preparations", "shots", "backend", "symmetry_sectors"
+    "loss", "outputs", "gradient", "preparations", "shots", "backend", "symmetry_sectors",
+    "site_order",
 }  # fmt: skip
 
 

@@ -33,6 +33,7 @@ from .errors import ProblemError
 __all__ = [
     "MAX_COEFFICIENT",
     "MAX_QUBITS",
+    "MAX_VECTOR_QUBITS",
     "boolean",
     "choice",
     "finite_real",
@@ -47,10 +48,15 @@ __all__ = [
     "shown",
 ]
 
-#: Largest number of qubits any qubit register may have. Basis indices are signed 64-bit integers
-#: and the Hilbert-space dimension ``2**n`` must itself be such an integer, so ``n <= 62``. (The
-#: memory a solve needs is checked separately and refuses far smaller systems on real machines.)
-MAX_QUBITS = 62
+#: Largest number of qubits any qubit register may have (Pauli strings are bit masks of Python
+#: integers; matrix product states of 1024 sites are far beyond what the dmrg backend is meant for).
+#: State-vector backends need ``2**n`` amplitudes with 64-bit basis indices, so they stop at
+#: :data:`MAX_VECTOR_QUBITS`; the memory a solve needs is checked separately and refuses far smaller
+#: systems on real machines.
+MAX_QUBITS = 1024
+
+#: Largest number of qubits of a state vector (basis indices are signed 64-bit integers).
+MAX_VECTOR_QUBITS = 62
 
 #: Largest magnitude of a Hamiltonian coefficient, and of the sum of all of them (the scale of
 #: ``H``). Eigensolvers form squared norms (``||H v||²``), which overflow the float range (about

@@ -59,7 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, help="random seed for shot noise (overrides the file)")
     g.add_argument(
         "--method",
-        help="equilibrium backend: auto, dense, sparse or matrix-free (overrides state.method)",
+        help="equilibrium backend: auto, dense, sparse, matrix-free or dmrg (overrides "
+        "state.method)",
     )
     g.add_argument(
         "--threads",
@@ -156,6 +157,12 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _format_order(order: list[int]) -> str:
+    from .solvers.dmrg import format_order
+
+    return format_order(order)
+
+
 def _fmt_pm(v: float, se: float) -> str:
     return f"{v: .8g}" + (f" ± {se:.2g}" if se > 0 else "")
 
@@ -217,6 +224,11 @@ def _gradient(args: argparse.Namespace, out: TextIO) -> int:
 
         form = sector_form(prob.system.full)
         sectors = form.n_sectors if form is not None else 1
+    site_order = None
+    if rec.backend == "dmrg":
+        from .solvers.dmrg import site_order as _site_order
+
+        site_order = list(_site_order(prob.system.full))
     if args.json:
         obj = {
             "loss": rec.loss,
@@ -226,6 +238,7 @@ def _gradient(args: argparse.Namespace, out: TextIO) -> int:
             "shots": rec.shots,
             "backend": rec.backend,
             "symmetry_sectors": sectors,
+            "site_order": site_order,
         }
         out.write(json.dumps(obj) + "\n")
         return 0
@@ -242,6 +255,11 @@ def _gradient(args: argparse.Namespace, out: TextIO) -> int:
         f"backend    {rec.backend}"
         + (f", through {sectors} symmetry sectors" if sectors else "")
         + f" ({time.perf_counter() - t_start:.2f} s)",
+        *(
+            [f"sites      MPS order of the qubits: {_format_order(site_order)}"]
+            if site_order
+            else []
+        ),
         f"estimator  {rec.estimator}"
         + (f" (nudge {rec.nudge:g})" if rec.nudge else "")
         + f", {rec.preparations} preparations, {rec.shots} shots",

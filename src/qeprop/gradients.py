@@ -35,7 +35,7 @@ from .hamiltonian import ParametrisedHamiltonian
 from .losses import Loss, bind_outputs
 from .measurement import SHOT_MODELS, Estimate, measure, string_expectations_many
 from .solvers import StateSpec, engine_for, linear_response, solve
-from .states import Equilibrium
+from .states import Equilibrium, State
 from .system import COST_NUDGE, QEPSystem
 
 __all__ = [
@@ -79,15 +79,15 @@ class GradientRecord:
     error_signal : (L,) array
         ``ε = ∂L/∂y`` used for the nudge (``[1.0]`` for a cost observable).
     preparations : int
-        Equilibrium preparations: one per solve when exact, one per shot otherwise.
+        State preparations: one per solve when exact, one per shot otherwise.
     shots : int
         Measurement shots (0 when exact).
     solves : int
-        Equilibrium computations performed by the solver.
+        State computations performed by the solver.
     estimator, nudge : str, float or None
     params, output_names : tuples of names
     gap : float
-        Gap of the free equilibrium (see :class:`~qeprop.states.Equilibrium`).
+        Gap of the free equilibrium (see :class:`~qeprop.states.State`).
     degeneracy : int
         Number of states in the free equilibrium's manifold (1: a pure, non-degenerate state;
         for a thermal state, the number of eigenvectors).
@@ -199,7 +199,7 @@ class GradientOptions:
 _SHOT_TOL_CAP = 1e-6
 
 
-def shot_tolerance(spec: StateSpec, shots: int | None, free: Sequence[Equilibrium]) -> StateSpec:
+def shot_tolerance(spec: StateSpec, shots: int | None, free: Sequence[State]) -> StateSpec:
     """``spec`` with the Lanczos tolerance a state measured with ``shots`` needs.
 
     A relative residual ``tol`` leaves an eigenvector error of about ``tol max(1, |E|) / δ``
@@ -254,7 +254,7 @@ class GradientRun:
         self.train_coef = derivs
 
     # -------------------------------------------------------------- equilibria and measurements
-    def solve(self, values: np.ndarray, guess: Equilibrium | None = None) -> Equilibrium:
+    def solve(self, values: np.ndarray, guess: State | None = None) -> State:
         """The equilibrium at ``values``; a nudged one (``guess`` = its free state) to the
         tolerance its shots need (:func:`shot_tolerance`)."""
         self.solves += 1
@@ -273,7 +273,7 @@ class GradientRun:
 
     def measure(
         self,
-        state: Equilibrium,
+        state: State,
         ident: np.ndarray,
         coef: np.ndarray,
         noisy: bool,
@@ -294,7 +294,7 @@ class GradientRun:
         return self._record(est, exact_prep=new_prep)
 
     def free_phase(
-        self, free: Equilibrium, need_a: bool, string_values: np.ndarray | None = None
+        self, free: State, need_a: bool, string_values: np.ndarray | None = None
     ) -> tuple[Estimate, Estimate | None]:
         """Outputs ``y`` (or ``⟨C⟩``) and, if ``need_a``, ``⟨A_j⟩`` of the free equilibrium.
 
@@ -349,7 +349,7 @@ class GradientRun:
         y: Estimate,
         loss: float,
         eps: np.ndarray,
-        free: Equilibrium,
+        free: State,
         nudge: float | None,
     ) -> GradientRecord:
         names = ("cost",) if self.cost_mode else self.system.output_names
@@ -373,7 +373,7 @@ class GradientRun:
         )
 
     def check_window(
-        self, free: Equilibrium, eps: np.ndarray, beta: float, centered: bool = False
+        self, free: State, eps: np.ndarray, beta: float, centered: bool = False
     ) -> float | None:
         """Warn if the nudge ``β B`` (``B = Σ_l ε_l O_l``) leaves the window where it estimates;
         return the mixing ratio ``r`` (``None`` when the check is off).
@@ -391,7 +391,8 @@ class GradientRun:
         lets a larger nudge pass. Both warn when the nudge is below the solver-noise floor
         ``10 tol ||H|| / δ``.
         """
-        if not self.opts.warn_window:
+        if not self.opts.warn_window or not isinstance(free, Equilibrium):
+            # the window is measured on state vectors; an MPS record has none (skipped)
             return None
         bpsi = np.asarray(engine_for(self.h, free).apply(self.nudge_operator(eps), free.vectors))
         scale = free.gap if free.kind != "thermal" else max(free.gap, free.temperature or 0.0)
@@ -426,7 +427,7 @@ class GradientRun:
 
     def check_asymmetry(
         self,
-        free: Equilibrium,
+        free: State,
         upper: np.ndarray,
         lower: np.ndarray,
         beta: float,
@@ -515,9 +516,7 @@ _SIGNS = {"positive": (1, 0), "negative": (0, -1), "centered": (1, -1)}
 NUDGED_VARIANTS = tuple(_SIGNS)
 
 #: ``(runs, nudged parameter vectors (n, P), warm starts) -> nudged equilibria``
-NudgedSolver = Callable[
-    [Sequence[GradientRun], np.ndarray, Sequence[Equilibrium]], list[Equilibrium]
-]
+NudgedSolver = Callable[[Sequence[GradientRun], np.ndarray, Sequence[State]], list[State]]
 
 
 def _difference(hi: Estimate, lo: Estimate, width: float) -> tuple[np.ndarray, np.ndarray]:
@@ -526,8 +525,8 @@ def _difference(hi: Estimate, lo: Estimate, width: float) -> tuple[np.ndarray, n
 
 
 def _solve_each(
-    runs: Sequence[GradientRun], values: np.ndarray, warm: Sequence[Equilibrium]
-) -> list[Equilibrium]:
+    runs: Sequence[GradientRun], values: np.ndarray, warm: Sequence[State]
+) -> list[State]:
     """Nudged equilibria one by one, each warm-started from its free state."""
     return [run.solve(v, guess=g) for run, v, g in zip(runs, values, warm, strict=True)]
 
@@ -539,12 +538,12 @@ def needs_free_couplings(estimator: str) -> bool:
 
 def point_derivatives(
     runs: Sequence[GradientRun],
-    frees: Sequence[Equilibrium],
+    frees: Sequence[State],
     a0s: Sequence[Estimate | None],
     signals: Sequence[np.ndarray],
     estimator: str,
     solve_nudged: NudgedSolver | None = None,
-    string_values: Callable[[list[Equilibrium]], np.ndarray] | None = None,
+    string_values: Callable[[list[State]], np.ndarray] | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``Σ_l s_l ∂y_l/∂θ_j`` at each prepared free equilibrium, and its standard error.
 
@@ -646,7 +645,7 @@ def point_derivatives(
 
 def _check_linear_regime(
     run: GradientRun,
-    free: Equilibrium,
+    free: State,
     signal: np.ndarray,
     measured: dict[int, list[Estimate]],
     signs: tuple[int, int],
@@ -686,11 +685,11 @@ def check_no_shots(opts: GradientOptions) -> None:
 
 def _gradient_records(
     runs: Sequence[GradientRun],
-    frees: Sequence[Equilibrium],
+    frees: Sequence[State],
     name: str,
     variant: str,
     solve_nudged: NudgedSolver | None = None,
-    string_values: Callable[[list[Equilibrium]], np.ndarray] | None = None,
+    string_values: Callable[[list[State]], np.ndarray] | None = None,
 ) -> list[GradientRecord]:
     """Free phase, error signal, nudged phase(s), difference: one record per run."""
     need_a = needs_free_couplings(variant)
@@ -741,7 +740,7 @@ def _cost_observable(run: GradientRun) -> GradientRecord:
 def response(
     ham: ParametrisedHamiltonian,
     values: np.ndarray,
-    free: Equilibrium,
+    free: State,
     a_coef: np.ndarray,
     b_coef: np.ndarray,
     spec: StateSpec,
@@ -901,6 +900,12 @@ def batch_nudged_gradients(
         raise ProblemError(f"unknown nudging variant {variant!r}; choose one of {list(_VARIANTS)}")
     if opts.state.kind != "ground":
         raise ProblemError("batched gradients support ground states only")
+    if opts.state.backend == "dmrg":
+        raise ProblemError(
+            "batched gradients solve state vectors together; the dmrg backend solves one state "
+            "at a time (use estimate_gradient per sample)",
+            where="state.method",
+        )
     if opts.shots is not None and rng is None:
         raise ProblemError("shot noise needs an rng")
     values = np.atleast_2d(values)
@@ -912,14 +917,15 @@ def batch_nudged_gradients(
     runs = [GradientRun(system, v, loss, opts, rng) for v, loss in zip(full, losses, strict=True)]
 
     def solve_nudged(
-        rs: Sequence[GradientRun], vals: np.ndarray, warm: Sequence[Equilibrium]
-    ) -> list[Equilibrium]:
+        rs: Sequence[GradientRun], vals: np.ndarray, warm: Sequence[State]
+    ) -> list[State]:
         for r in rs:
             r.solves += 1
         spec = shot_tolerance(opts.state, opts.shots, warm)
-        return solve_ground_batch(h, vals, spec, guesses=list(warm))
+        guesses = [w if isinstance(w, Equilibrium) else None for w in warm]
+        return list[State](solve_ground_batch(h, vals, spec, guesses=guesses))
 
-    def many(states: list[Equilibrium]) -> np.ndarray:
+    def many(states: list[State]) -> np.ndarray:
         return string_expectations_many(h, states)
 
     for run in runs:

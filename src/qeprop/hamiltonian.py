@@ -339,10 +339,7 @@ class ParametrisedHamiltonian:
         if not isinstance(n_qubits, int | np.integer) or isinstance(n_qubits, bool) or n_qubits < 1:
             raise ProblemError(f"the number of qubits must be a positive integer, got {n_qubits!r}")
         if n_qubits > MAX_QUBITS:
-            raise ProblemError(
-                f"{n_qubits} qubits are more than the {MAX_QUBITS} supported "
-                "(basis indices are 64-bit integers)"
-            )
+            raise ProblemError(f"{n_qubits} qubits are more than the {MAX_QUBITS} supported")
         self.n_qubits = int(n_qubits)
         tl: list[Term] = []
         for i, t in enumerate(terms):

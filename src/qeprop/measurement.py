@@ -19,6 +19,7 @@ Every estimate carries its standard error (the sample standard deviation over ``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,9 +27,9 @@ import numpy as np
 from .errors import ProblemError
 from .hamiltonian import ParametrisedHamiltonian, SparseStructure
 from .memory import check_memory
-from .pauli import parity, qubitwise_commute_groups
+from .pauli import PauliString, parity, qubitwise_commute_groups
 from .solvers import engine_for
-from .states import Equilibrium
+from .states import Equilibrium, MPSEquilibrium, State
 
 __all__ = ["SHOT_MODELS", "Estimate", "expectations", "measure", "string_expectations"]
 
@@ -55,16 +56,28 @@ class Estimate:
     preparations: int = 1
 
 
-def string_expectations(ham: ParametrisedHamiltonian, state: Equilibrium) -> np.ndarray:
+def string_expectations(ham: ParametrisedHamiltonian, state: State) -> np.ndarray:
     """``Tr(ρ P_s)`` for every string ``s`` of ``ham.strings`` (real, shape ``(n_strings,)``).
 
-    Answered by the state's backend (:func:`qeprop.solvers.engine_for`).
+    Answered by the state's backend (:func:`qeprop.solvers.engine_for`), or from the matrix product
+    state with shared environments (:func:`qeprop.solvers.dmrg.mps_string_expectations`).
     """
+    if isinstance(state, MPSEquilibrium):
+        return _mps_expectations(state, ham.strings)
     vecs, w = state.significant()
     return np.asarray(engine_for(ham, state).matrix_elements(vecs, vecs, w)).real
 
 
-def string_expectations_many(ham: ParametrisedHamiltonian, states: list[Equilibrium]) -> np.ndarray:
+def _mps_expectations(state: MPSEquilibrium, strings: Sequence[PauliString]) -> np.ndarray:
+    """``⟨ψ|P|ψ⟩`` of an MPS record: the one place measurements reach matrix product states."""
+    from .solvers.dmrg import mps_string_expectations
+
+    if any(p.max_qubit >= state.n_qubits for p in strings):
+        raise ProblemError("an operator acts on qubits that the MPS state does not have")
+    return mps_string_expectations(state, strings)
+
+
+def string_expectations_many(ham: ParametrisedHamiltonian, states: list[State]) -> np.ndarray:
     """``Tr(ρ_b P_s)`` for many states at once: ``(len(states), n_strings)``.
 
     Pure states of the same engine are contracted together in one compiled pass
@@ -72,11 +85,12 @@ def string_expectations_many(ham: ParametrisedHamiltonian, states: list[Equilibr
     """
     out = np.empty((len(states), len(ham.strings)))
     st = ham.structure if "structure" in ham.__dict__ else None
+    vec_states = {i: s for i, s in enumerate(states) if isinstance(s, Equilibrium)}
     pure = [
-        i for i, s in enumerate(states) if s.is_pure and st is not None and s.engine in (None, st)
+        i for i, s in vec_states.items() if s.is_pure and st is not None and s.engine in (None, st)
     ]
     if st is not None and pure:
-        out[pure] = _pure_string_expectations(st, [states[i].vectors[:, 0] for i in pure])
+        out[pure] = _pure_string_expectations(st, [vec_states[i].vectors[:, 0] for i in pure])
     done = set(pure)
     for i, s in enumerate(states):
         if i not in done:
@@ -104,7 +118,7 @@ def _pure_string_expectations(st: SparseStructure, vectors: list[np.ndarray]) ->
 
 
 def expectations(
-    ham: ParametrisedHamiltonian, state: Equilibrium, ident: np.ndarray, coef: np.ndarray
+    ham: ParametrisedHamiltonian, state: State, ident: np.ndarray, coef: np.ndarray
 ) -> np.ndarray:
     """Exact ``⟨A_i⟩ = a_i + Σ_s coef[i, s] ⟨P_s⟩`` for all observables at once."""
     return np.asarray(ident) + np.asarray(coef) @ string_expectations(ham, state)
@@ -118,7 +132,7 @@ def _check_shots(shots: int) -> int:
 
 def measure(
     ham: ParametrisedHamiltonian,
-    state: Equilibrium,
+    state: State,
     ident: np.ndarray,
     coef: np.ndarray,
     *,
@@ -162,7 +176,7 @@ def measure(
 
 def variances(
     ham: ParametrisedHamiltonian,
-    state: Equilibrium,
+    state: State,
     coef: np.ndarray,
     string_values: np.ndarray | None = None,
 ) -> np.ndarray:
@@ -170,7 +184,8 @@ def variances(
 
     A single string squares to the identity, so ``Var(c P) = c² (1 - ⟨P⟩²)`` (vectorised over all
     such observables, from ``string_values = ⟨P_s⟩`` if given); other observables use
-    ``⟨A²⟩ = Σ_k w_k ||A ψ_k||²``.
+    ``⟨A²⟩ = Σ_k w_k ||A ψ_k||²`` (for an MPS, ``⟨A²⟩ = Σ_{s,t} c_s c_t ⟨P_s P_t⟩`` from the
+    products of the strings).
     """
     coef = np.atleast_2d(coef)
     nnz = np.count_nonzero(coef, axis=1)
@@ -182,6 +197,10 @@ def variances(
         col = np.argmax(sub != 0, axis=1)
         c = sub[np.arange(len(col)), col]
         out[single] = c**2 * (1.0 - ps[col] ** 2)
+    if isinstance(state, MPSEquilibrium):
+        for i in np.flatnonzero(nnz > 1):
+            out[i] = _mps_variance(ham, state, coef[i])
+        return np.maximum(out, 0.0)
     vecs, w = state.significant()
     for i in np.flatnonzero(nnz > 1):
         av = np.asarray(engine_for(ham, state).apply(coef[i], vecs))
@@ -191,9 +210,24 @@ def variances(
     return np.maximum(out, 0.0)
 
 
+def _mps_variance(ham: ParametrisedHamiltonian, state: MPSEquilibrium, coef: np.ndarray) -> float:
+    """``⟨A²⟩ - ⟨A⟩²`` of ``A = Σ_s coef_s P_s`` in an MPS, from the products ``P_s P_t``."""
+    cols = np.flatnonzero(coef)
+    prods: dict[PauliString, complex] = {}
+    for a in cols:
+        for b in cols:
+            phase, p = ham.strings[a].multiply(ham.strings[b])
+            prods[p] = prods.get(p, 0.0) + phase * coef[a] * coef[b]
+    keys = list(prods)
+    vals = _mps_expectations(state, keys)
+    sq = float(sum((prods[p] * v).real for p, v in zip(keys, vals, strict=True)))
+    mean = float(coef[cols] @ _mps_expectations(state, [ham.strings[a] for a in cols]))
+    return sq - mean**2
+
+
 def _gaussian(
     ham: ParametrisedHamiltonian,
-    state: Equilibrium,
+    state: State,
     coef: np.ndarray,
     exact: np.ndarray,
     m: int,
@@ -209,12 +243,18 @@ def _gaussian(
 
 def _sampled(
     ham: ParametrisedHamiltonian,
-    state: Equilibrium,
+    state: State,
     ident: np.ndarray,
     coef: np.ndarray,
     m: int,
     rng: np.random.Generator,
 ) -> Estimate:
+    if not isinstance(state, Equilibrium):
+        raise ProblemError(
+            f"the sampled shot model draws bitstrings from full outcome distributions, which the "
+            f"{state.backend} backend's states do not provide; use shot_model='gaussian'",
+            where="shot_model",
+        )
     n = ham.n_qubits
     used = np.flatnonzero(np.any(coef != 0, axis=0))
     strings = [ham.strings[i] for i in used if not ham.strings[i].is_identity()]

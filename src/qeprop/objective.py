@@ -59,7 +59,7 @@ from .gradients import (
 )
 from .measurement import Estimate, expectations
 from .solvers import StateSpec, solve
-from .states import Equilibrium
+from .states import State
 from .system import QEPSystem
 
 __all__ = [
@@ -436,7 +436,7 @@ class ObjectiveRecord:
         ``J^(k)ᵀ Σ_l ε_l ∂y_l/∂p^(k)``: what each point's QEP measurement contributes.
     loss : float
     outputs, outputs_stderr, error_signals : dict point -> (L_k,) array
-    states : dict point -> Equilibrium
+    states : dict point -> State
         The free equilibria (not serialised).
     gaps : dict point -> float; degeneracies : dict point -> int
     preparations, shots, solves : int
@@ -451,7 +451,7 @@ class ObjectiveRecord:
     outputs: dict[str, np.ndarray]
     outputs_stderr: dict[str, np.ndarray]
     error_signals: dict[str, np.ndarray]
-    states: dict[str, Equilibrium]
+    states: dict[str, State]
     gaps: dict[str, float]
     degeneracies: dict[str, int]
     preparations: int
@@ -507,7 +507,7 @@ def estimate_objective_gradient(
     nudge_scale: str = "error",
     seed: int | None = None,
     rng: np.random.Generator | None = None,
-    free: Mapping[str, Equilibrium] | None = None,
+    free: Mapping[str, State] | None = None,
 ) -> ObjectiveRecord:
     """Estimate ``dL/dθ`` of a multi-point objective at ``θ``.
 
@@ -540,7 +540,7 @@ def estimate_objective_gradient(
     theta_vec = objective.theta_vector(theta)
     local = objective.local_values(theta_vec)
     runs: dict[str, GradientRun] = {}
-    free_states: dict[str, Equilibrium] = {}
+    free_states: dict[str, State] = {}
     y: dict[str, Estimate] = {}
     a0: dict[str, Estimate | None] = {}
     need_a = needs_free_couplings(estimator)
@@ -627,11 +627,11 @@ def evaluate_objective(
     objective: MultiPointObjective,
     theta: Params | np.ndarray,
     state: StateSpec | None = None,
-) -> tuple[float, dict[str, np.ndarray], dict[str, Equilibrium]]:
+) -> tuple[float, dict[str, np.ndarray], dict[str, State]]:
     """Exact loss, outputs and free equilibria of every point at ``θ`` (no gradient)."""
     spec = state or StateSpec()
     local = objective.local_values(theta)
-    states: dict[str, Equilibrium] = {}
+    states: dict[str, State] = {}
     outputs: dict[str, np.ndarray] = {}
     for pt in objective.points:
         sysm = objective.system(pt.name)
@@ -648,7 +648,7 @@ def _finite_difference(
     objective: MultiPointObjective,
     theta: np.ndarray,
     runs: dict[str, GradientRun],
-    free: dict[str, Equilibrium],
+    free: dict[str, State],
     opts: GradientOptions,
 ) -> np.ndarray:
     """Central differences ``(L(θ + h e_g) - L(θ - h e_g)) / 2h`` re-solving every point."""

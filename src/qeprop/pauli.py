@@ -45,10 +45,7 @@ def _limit_text(n_qubits: int | None) -> str:
     """The tail of an out-of-range message: `` for 3 qubits (valid indices 0..2)``."""
     if n_qubits is not None and n_qubits <= MAX_QUBITS:
         return f" for {n_qubits} qubits (valid indices 0..{n_qubits - 1})"
-    return (
-        f" (at most {MAX_QUBITS} qubits are supported, indices 0..{MAX_QUBITS - 1}, since "
-        "basis indices are 64-bit integers)"
-    )
+    return f" (at most {MAX_QUBITS} qubits are supported, indices 0..{MAX_QUBITS - 1})"
 
 
 def check_index(q: object, n_qubits: int | None, text: str | None = None) -> int:

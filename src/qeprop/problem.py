@@ -27,15 +27,16 @@ Keys
 ``state``       ``{"kind": "ground" | "eigenstate" | "thermal", ...}`` with the fields of
                 :class:`~qeprop.solvers.StateSpec` (``temperature``, ``level``, ``method``, ``tol``,
                 ``degeneracy``, ``degeneracy_tol``, ``dense_max_dim``, ``maxiter``, ``threads``,
-                ``symmetry``).
+                ``symmetry``, and for ``method = "dmrg"`` ``bond_dim`` and ``cutoff``).
 ``estimator``   ``{"kind": <name>, "nudge", "variant", "fd_step"}``.
 ``shots``       ``null`` (exact) or ``M``; ``shot_model`` ``"gaussian"`` | ``"sampled"``;
                 ``noisy_outputs`` (bool); ``seed`` (int).
 
 Every error names its place (``file: terms[3].pauli``).
 
-Limits, checked before anything is built: ``qubits`` ≤ 62 and every qubit index below ``qubits``
-(basis indices are 64-bit integers); every Hamiltonian coefficient, and the scale ``Σ|c|`` of
+Limits, checked before anything is built: ``qubits`` ≤ 1024 and every qubit index below
+``qubits`` (state vectors stop at 62 qubits, whose basis indices are 64-bit integers; longer chains
+need ``state.method = "dmrg"``); every Hamiltonian coefficient, and the scale ``Σ|c|`` of
 ``H`` at the given values, below 1e150 (solvers square it); ``shots`` ≤ 1e15, and with the
 ``"sampled"`` model no more than the outcome arrays of one measurement fit in memory; ``seed``
 below 2**63. Text is never a number (``"0.5"``, ``"nan"``), ``true``/``false`` are not numbers,
@@ -73,7 +74,7 @@ _TOP_KEYS = {
 }  # fmt: skip
 _STATE_KEYS = {
     "kind", "temperature", "level", "method", "tol", "maxiter", "degeneracy",
-    "degeneracy_tol", "gap_tol", "dense_max_dim", "threads", "symmetry",
+    "degeneracy_tol", "gap_tol", "dense_max_dim", "threads", "symmetry", "bond_dim", "cutoff",
 }  # fmt: skip
 _ESTIMATOR_KEYS = {"kind", "nudge", "variant", "fd_step"}
 
@@ -227,7 +228,8 @@ def _parse(data: Mapping[str, Any], source: str) -> Problem:
         raise _err(
             "qubits",
             f"{checks.shown(n)} is more than the {checks.MAX_QUBITS} qubits qeprop supports "
-            "(basis indices are 64-bit integers)",
+            f"(state vectors stop at {checks.MAX_VECTOR_QUBITS}: their basis indices are 64-bit "
+            "integers; larger chains need the dmrg backend)",
         )
     params = _values(data.get("params", {}), "params")
     inputs = _values(data.get("inputs", {}), "inputs")
@@ -299,10 +301,12 @@ def _parse(data: Mapping[str, Any], source: str) -> Problem:
     for key in ("kind", "method", "degeneracy", "symmetry"):
         if key in st:
             _text(st[key], f"state.{key}")
-    for key in ("temperature", "tol", "degeneracy_tol", "gap_tol"):
+    for key in ("temperature", "tol", "degeneracy_tol", "gap_tol", "cutoff"):
         if key in st and st[key] is not None:
             st[key] = _number(st[key], f"state.{key}")
-    for key, lo in (("level", 0), ("dense_max_dim", 1), ("maxiter", 1), ("threads", 1)):
+    for key, lo in (
+        ("level", 0), ("dense_max_dim", 1), ("maxiter", 1), ("threads", 1), ("bond_dim", 1)
+    ):  # fmt: skip
         if key in st and st[key] is not None:
             st[key] = checks.integer(
                 st[key], f"state.{key}", lo=lo, hi=MAX_SEED, integral_float=True

@@ -6,8 +6,12 @@ Every equilibrium qeprop computes, pure or mixed, is a weighted set of eigenvect
 
 which covers a non-degenerate eigenstate (one vector, weight 1), the equal-weight mixture over a
 (near-)degenerate manifold (Wanjura & Marquardt, Sec. II.A) and the Gibbs state
-``ρ = exp(-H/T)/Z`` (all eigenvectors, Boltzmann weights). Other representations (matrix product
-states, Gaussian states) will be further record types with the same role.
+``ρ = exp(-H/T)/Z`` (all eigenvectors, Boltzmann weights).
+
+Ground states of long chains are held as matrix product states (:class:`MPSEquilibrium`, made by
+the ``dmrg`` backend): a record with the same answers (``energy``, ``gap``, ``degeneracy``,
+``is_pure``, ``kind``, ``backend``, ``warm``) but no state vector. Estimators reach either kind only
+through :mod:`qeprop.measurement` and :func:`qeprop.solvers.linear_response` (:data:`State`).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["Engine", "Equilibrium"]
+__all__ = ["Engine", "Equilibrium", "MPSEquilibrium", "State"]
 
 
 class Engine(Protocol):
@@ -151,6 +155,97 @@ class Equilibrium:
             t = np.moveaxis(np.tensordot(u, t, axes=([1], [q])), 0, q)
         probs = np.sum(w * np.abs(t.reshape(1 << n_qubits, k)) ** 2, axis=1)
         return probs / probs.sum()
+
+
+@dataclass(frozen=True)
+class MPSEquilibrium:
+    """A pure ground state held as a matrix product state (the ``dmrg`` backend).
+
+    ``|ψ⟩ = Σ_s B_0[s_0] B_1[s_1] ... B_{n-1}[s_{n-1}] |s⟩`` with MPS site ``k`` holding qubit
+    ``order[k]``; every ``B_k`` is right-canonical (``Σ_{s,r} B_k[l,s,r] conj(B_k[l',s,r]) = δ``),
+    so the state is normalised and everything right of a site contracts to the identity.
+
+    Attributes
+    ----------
+    tensors : tuple of (χ_k, 2, χ_{k+1}) arrays
+        The right-canonical site tensors (``χ_0 = χ_n = 1``; physical index 0 is ``|0⟩``, the
+        ``Z = +1`` state, as for the state vectors).
+    order : tuple of int
+        ``order[k]`` is the qubit at MPS site ``k`` (chosen by the backend to keep terms local).
+    envs : tuple of (χ_k, χ_k) arrays
+        Left environments ``L_k = Σ_{s_<k} conj(ψ_<k) ψ_<k`` (ket index first), shared by every
+        expectation value: ``⟨P⟩`` of a string starting at site ``k`` is a transfer from ``L_k``.
+    energy : float
+        ``⟨ψ|H|ψ⟩`` (identity terms included).
+    gap : float
+        Energy of the lowest state orthogonal to ``ψ`` minus ``energy``, measured by a second,
+        penalised DMRG solve on free states (at most the penalty weight: a lower bound beyond it);
+        nudged states carry their free state's gap. ``inf`` for a single qubit.
+    variance : float
+        ``⟨H²⟩ - ⟨H⟩²``: the accuracy of the state (zero for an exact eigenstate; the energy error
+        is about ``variance / gap`` and a state error about ``sqrt(variance) / gap``).
+    sweeps : int
+        DMRG sweeps spent.
+    bond_dim : int
+        Largest bond dimension of the state.
+    warm_started : bool
+        Whether the solve started from a nearby state (a nudged solve).
+    """
+
+    tensors: tuple[np.ndarray, ...] = field(repr=False)
+    order: tuple[int, ...]
+    envs: tuple[np.ndarray, ...] = field(repr=False, compare=False)
+    energy: float
+    gap: float
+    variance: float
+    sweeps: int = 0
+    bond_dim: int = 1
+    warm_started: bool = False
+    kind: str = "ground"
+    method: str = "dmrg"
+    backend: str = "dmrg"
+    level: int = 0
+    temperature: float | None = None
+    splitting: float = 0.0
+    matvecs: int = 0
+    engine: Any = field(default=None, repr=False, compare=False)
+    sector: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def n_qubits(self) -> int:
+        return len(self.tensors)
+
+    @property
+    def degeneracy(self) -> int:
+        """Always 1: a degenerate ground state is refused by the backend, never returned."""
+        return 1
+
+    @property
+    def is_pure(self) -> bool:
+        return True
+
+    @property
+    def residual(self) -> float:
+        """``||Hψ - Eψ|| = sqrt(variance)``."""
+        return float(np.sqrt(max(self.variance, 0.0)))
+
+    @property
+    def warm(self) -> MPSEquilibrium:
+        """The warm start this record offers a nearby solve (opaque: pass it as ``guess``)."""
+        return self
+
+    def to_vector(self) -> np.ndarray:
+        """The dense state vector ``(2**n,)`` in qeprop's qubit order (for tests, small n only)."""
+        t = np.ones((1, 1), dtype=self.tensors[0].dtype)
+        for b in self.tensors:
+            t = np.tensordot(t, b, axes=([t.ndim - 1], [0]))
+        t = t.reshape((2,) * self.n_qubits)
+        # axis k holds qubit order[k]; qubit q must be axis q
+        return np.transpose(t, np.argsort(self.order)).reshape(-1)
+
+
+#: an equilibrium record of any backend
+State = Equilibrium | MPSEquilibrium
 
 
 _H = np.array([[1, 1], [1, -1]], dtype=complex) / np.sqrt(2)

@@ -64,7 +64,7 @@ from ..objective import (
 from ..optim import OPTIMISERS, Optimiser, inverse_time_decay
 from ..pauli import as_pauli_sum
 from ..solvers import StateSpec, solve
-from ..states import Equilibrium
+from ..states import State
 from ..system import QEPSystem
 from ..training import TrainState, descent_init, descent_step, deterministic
 from . import ExperimentBase
@@ -80,7 +80,7 @@ __all__ = [
 ]
 
 #: (loss, outputs by point, free equilibria by point) of :func:`evaluate_objective`
-_Evaluation = tuple[float, dict[str, np.ndarray], dict[str, Equilibrium]]
+_Evaluation = tuple[float, dict[str, np.ndarray], dict[str, State]]
 
 
 @dataclass(frozen=True)

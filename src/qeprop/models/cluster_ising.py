@@ -79,6 +79,8 @@ __all__ = [
     "free_fermion_ground_energy",
     "hamiltonian",
     "hamiltonian_terms",
+    "open_chain_correlators",
+    "open_chain_derivatives",
     "phase",
     "phase_index",
     "phase_indices",
@@ -555,4 +557,92 @@ def _inside(
             if i - start >= 2:
                 out.append(curve[start:i])
             start = None
+    return out
+
+
+# ---------------------------------------------------------------------------- open chain (exact)
+def _open_chain_majorana(n: int, g_zxz: float, g_zz: float, g_x: float) -> np.ndarray:
+    """Real antisymmetric ``A`` (``2n x 2n``) with ``H_0 = (i/4) Σ_mn A_mn γ_m γ_n`` (open chain).
+
+    Jordan-Wigner with the string ``P_j = Π_{k<j} X_k``: ``a_j = P_j Z_j = γ_{2j}``,
+    ``b_j = P_j Y_j = γ_{2j+1}``. Then ``X_j = i a_j b_j``, ``Z_j Z_{j+1} = i b_j a_{j+1}`` and
+    ``Z_{j-1} X_j Z_{j+1} = i b_{j-1} a_{j+1}``, so ``H_0 = i Σ c_(m,n) γ_m γ_n`` with
+    ``c = -g_X, -g_ZZ, +g_ZXZ`` on those pairs, i.e. ``A_mn = 2 c_(m,n) = -A_nm``.
+    """
+    a = np.zeros((2 * n, 2 * n))
+
+    def put(m: int, k: int, c: float) -> None:
+        a[m, k] += 2.0 * c
+        a[k, m] -= 2.0 * c
+
+    for j in range(n):
+        put(2 * j, 2 * j + 1, -g_x)
+        if j < n - 1:
+            put(2 * j + 1, 2 * j + 2, -g_zz)
+        if 0 < j < n - 1:
+            put(2 * j - 1, 2 * j + 2, g_zxz)
+    return a
+
+
+def open_chain_correlators(
+    length: int, g_zxz: float, g_zz: float, g_x: float
+) -> dict[str, np.ndarray | float]:
+    r"""Exact ground-state energy and correlators of the OPEN cluster-Ising chain (free fermions).
+
+    ``H_0 = g_ZXZ Σ_{j=1}^{L-2} Z_{j-1} X_j Z_{j+1} - g_ZZ Σ_{j=0}^{L-2} Z_j Z_{j+1}
+    - g_X Σ_{j=0}^{L-1} X_j`` (the ``"open"`` terms of :func:`hamiltonian_terms`). With
+    ``H_0 = (i/4) γᵀ A γ`` (:func:`_open_chain_majorana`; ``A`` real antisymmetric) and
+    ``iA = Σ_k ε_k u_k u_k†``, the ground state has ``E_0 = -(1/4) Σ_k |ε_k|`` and the Majorana
+    covariance ``Γ_mn = ⟨i γ_m γ_n⟩ = -(i sign(iA))_nm`` (``m ≠ n``; real); every correlator
+    below is a
+    single element of ``Γ`` (two Majoranas, so Wick's theorem needs no further pairings):
+
+    ``⟨X_j⟩ = Γ_{2j, 2j+1}``, ``⟨Z_j Z_{j+1}⟩ = Γ_{2j+1, 2j+2}``,
+    ``⟨Z_{j-1} X_j Z_{j+1}⟩ = Γ_{2j-1, 2j+2}``.
+
+    The spin chain with open ends maps onto the fermions without a boundary term, so this is the
+    spin ground state whenever it is unique (no zero mode ``ε_k ≈ 0``: in the cluster and
+    ferromagnetic phases edge modes make it (nearly) degenerate, and the result is one state of
+    the manifold).
+
+    Returns
+    -------
+    dict with ``energy`` (float), ``x`` ``(L,)``, ``zz`` ``(L-1,)`` (bond ``j, j+1``), ``zxz``
+    ``(L-2,)`` (centre ``j = 1 .. L-2``) and ``gap`` (float: ``min_k |ε_k|``, the lowest
+    single-fermion energy, i.e. the many-body gap).
+    """
+    n = _check_length(length)
+    a = _open_chain_majorana(n, g_zxz, g_zz, g_x)
+    ev, u = np.linalg.eigh(1j * a)
+    # the ground state empties the positive modes of H = (1/4) γ† (iA) γ;
+    # ⟨γ_m γ_n⟩ = δ_mn - sign(iA)_nm, hence Γ_mn = ⟨i γ_m γ_n⟩ = -i sign(iA)_nm for m != n
+    sgn = (u * np.sign(ev)) @ u.conj().T
+    gamma = -np.real(1j * sgn).T
+    j = np.arange(n)
+    return {
+        "energy": float(-0.25 * np.sum(np.abs(ev))),
+        "x": gamma[2 * j, 2 * j + 1],
+        "zz": gamma[2 * j[:-1] + 1, 2 * j[:-1] + 2],
+        "zxz": gamma[2 * j[1:-1] - 1, 2 * j[1:-1] + 2],
+        "gap": float(np.min(np.abs(ev))),
+    }
+
+
+def open_chain_derivatives(
+    length: int, g_zxz: float, g_zz: float, g_x: float, step: float = 1e-5
+) -> dict[str, dict[str, np.ndarray | float]]:
+    """``∂/∂g_X`` and ``∂/∂g_ZZ`` of :func:`open_chain_correlators` (centred differences of step
+    ``step``: the error is ``O(step²)`` from the third derivative plus ``1e-16 / step`` rounding).
+
+    Returns ``{"g_x": {...}, "g_zz": {...}}`` with the keys ``energy``, ``x``, ``zz``, ``zxz``.
+    """
+    out: dict[str, dict[str, np.ndarray | float]] = {}
+    for name, dx, dz in (("g_x", step, 0.0), ("g_zz", 0.0, step)):
+        hi = open_chain_correlators(length, g_zxz, g_zz + dz, g_x + dx)
+        lo = open_chain_correlators(length, g_zxz, g_zz - dz, g_x - dx)
+        out[name] = {
+            k: (np.asarray(hi[k]) - np.asarray(lo[k])) / (2 * step)
+            for k in ("energy", "x", "zz", "zxz")
+        }
+        out[name]["energy"] = float(np.asarray(out[name]["energy"]))
     return out

@@ -16,9 +16,14 @@ inside the backend functions):
 ``"matrix-free"``
     Lanczos with a compiled Pauli-sum product that stores no matrix: memory a few vectors,
     ``O(2^n)``; optional threads (``StateSpec.threads``).
+``"dmrg"``
+    Ground states of chain-like problems as matrix product states (quimb's DMRG) on a qubit order
+    that keeps every term short-ranged, with bond dimension ``bond_dim`` and truncation
+    ``cutoff`` (:mod:`qeprop.solvers.dmrg`). Memory ``O(n χ²)``; only when asked for by name.
 ``"auto"``
     Dense up to ``dense_max_dim``, sparse up to :data:`AUTO_SPARSE_MAX_QUBITS`, matrix-free
-    beyond, and the next backend that fits when the first choice would not fit in memory.
+    beyond, and the next backend that fits when the first choice would not fit in memory
+    (never ``dmrg``: its accuracy depends on ``bond_dim`` and the problem's entanglement).
 
 The kind of state is named in the spec:
 
@@ -44,10 +49,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..checks import MAX_VECTOR_QUBITS
 from ..errors import ProblemError, ProblemTooLargeError
 from ..hamiltonian import ParametrisedHamiltonian
 from ..memory import available_memory, format_bytes
-from ..states import Engine, Equilibrium
+from ..states import Engine, Equilibrium, MPSEquilibrium, State
 
 __all__ = [
     "AUTO_SPARSE_MAX_QUBITS",
@@ -59,10 +65,11 @@ __all__ = [
     "estimate_memory",
     "linear_response",
     "solve",
+    "solve_vectors",
 ]
 
 _KINDS = ("ground", "eigenstate", "thermal")
-_METHODS = ("auto", "dense", "sparse", "lanczos", "matrix-free")
+_METHODS = ("auto", "dense", "sparse", "lanczos", "matrix-free", "dmrg")
 _ALIASES = {"lanczos": "sparse"}
 _DEGENERACY = ("error", "mixture")
 _SYMMETRY = ("none", "auto")
@@ -71,6 +78,9 @@ _SYMMETRY = ("none", "auto")
 #: Measured (``make bench BENCH=scaling``, chain-plus-sensor problem, one thread): sparse 0.80 s
 #: vs matrix-free 1.43 s at 12 qubits, 5.2 s vs 1.4 s at 14, 38 s vs 6.6 s at 18.
 AUTO_SPARSE_MAX_QUBITS = 12
+
+#: largest bond dimension accepted (a 4096² complex site tensor pair is already 0.5 GB)
+_MAX_BOND_DIM = 4096
 
 #: relative floor of the degeneracy tolerance: levels closer than ``_DEGENERACY_FLOOR · ||H||``
 #: cannot be told apart in floating point (eigenvalue rounding is a few ``eps ||H||``)
@@ -102,13 +112,15 @@ class StateSpec:
     level:
         Index of the eigenstate counted from the bottom (``kind="eigenstate"``).
     method:
-        The backend: ``"auto"``, ``"dense"``, ``"sparse"`` (alias ``"lanczos"``) or
-        ``"matrix-free"`` (see the module docstring).
+        The backend: ``"auto"``, ``"dense"``, ``"sparse"`` (alias ``"lanczos"``),
+        ``"matrix-free"`` or ``"dmrg"`` (see the module docstring).
     tol:
         Relative eigenvalue tolerance of the Lanczos solvers (the eigenvector error is about
         ``tol * ||H|| / gap``). A state measured with ``M`` shots needs far less than the default.
+        DMRG sweeps until the energy changes by less than ``tol * max(1, ||H||)``.
     maxiter:
-        Iteration budget of the Lanczos solvers (``None``: the backend's default).
+        Iteration budget of the Lanczos solvers, or the sweep budget of DMRG (``None``: the
+        backend's default).
     degeneracy:
         ``"error"``: raise when the gap is below the degeneracy tolerance. ``"mixture"``: use the
         equal-weight mixture over all levels within it of the selected one.
@@ -134,6 +146,13 @@ class StateSpec:
         every term and solve the ground state through their sectors (the lowest level over all
         sectors; nudged states stay in their free state's sector), see
         :mod:`qeprop.solvers.sectors`. Ground states only.
+    bond_dim:
+        Largest bond dimension ``χ`` of the ``dmrg`` backend's matrix product states (memory and
+        time grow as ``χ²`` and ``χ³``).
+    cutoff:
+        Truncation cutoff of the ``dmrg`` backend: at each two-site update the smallest singular
+        values whose squares sum to less than ``cutoff`` (relative to the total) are discarded.
+        ``0`` keeps everything up to ``bond_dim``.
     """
 
     kind: str = "ground"
@@ -149,6 +168,8 @@ class StateSpec:
     blas_threads: int | None = 1
     threads: int = 1
     symmetry: str = "none"
+    bond_dim: int = 64
+    cutoff: float = 1e-10
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -170,6 +191,22 @@ class StateSpec:
                 f"symmetry sectors are used for ground states only, not {self.kind!r} states "
                 "(set symmetry = 'none')"
             )
+        if self.symmetry == "auto" and self.method == "dmrg":
+            raise ProblemError(
+                "symmetry sectors are solved by the exact backends, not dmrg (set symmetry = "
+                "'none')"
+            )
+        if not _integer(self.bond_dim, 1) or self.bond_dim > _MAX_BOND_DIM:
+            raise ProblemError(
+                f"bond_dim must be an integer in [1, {_MAX_BOND_DIM}], got {self.bond_dim!r}"
+            )
+        c = self.cutoff
+        if (
+            not isinstance(c, int | float | np.floating | np.integer)
+            or isinstance(c, bool)
+            or not (np.isfinite(c) and 0 <= c < 1)
+        ):
+            raise ProblemError(f"cutoff must be a finite number in [0, 1), got {c!r}")
         if self.kind == "thermal":
             if not _positive_number(self.temperature):
                 raise ProblemError(
@@ -221,11 +258,9 @@ class StateSpec:
         return max(self.degeneracy_tol, _DEGENERACY_FLOOR * float(norm))
 
 
-Solver = Callable[
-    [ParametrisedHamiltonian, np.ndarray, StateSpec, "Equilibrium | None"], Equilibrium
-]
+Solver = Callable[[ParametrisedHamiltonian, np.ndarray, StateSpec, "State | None"], State]
 Response = Callable[
-    [ParametrisedHamiltonian, np.ndarray, Equilibrium, np.ndarray, np.ndarray, StateSpec],
+    [ParametrisedHamiltonian, np.ndarray, State, np.ndarray, np.ndarray, StateSpec],
     np.ndarray,
 ]
 Memory = Callable[[ParametrisedHamiltonian, StateSpec], float]
@@ -260,40 +295,71 @@ class Backend:
 
 
 def _dense_solve(
-    ham: ParametrisedHamiltonian, values: np.ndarray, spec: StateSpec, warm: Equilibrium | None
+    ham: ParametrisedHamiltonian, values: np.ndarray, spec: StateSpec, warm: State | None
 ) -> Equilibrium:
     from . import exact
 
+    warm = warm if isinstance(warm, Equilibrium) else None
     return exact.solve_kind(exact.DENSE_EIGEN, ham, values, spec.with_(method="dense"), warm)
 
 
 def _sparse_solve(
-    ham: ParametrisedHamiltonian, values: np.ndarray, spec: StateSpec, warm: Equilibrium | None
+    ham: ParametrisedHamiltonian, values: np.ndarray, spec: StateSpec, warm: State | None
 ) -> Equilibrium:
     from . import exact
 
+    warm = warm if isinstance(warm, Equilibrium) else None
     return exact.solve_kind(exact.SPARSE_EIGEN, ham, values, spec, warm)
 
 
 def _matrix_free_solve(
-    ham: ParametrisedHamiltonian, values: np.ndarray, spec: StateSpec, warm: Equilibrium | None
+    ham: ParametrisedHamiltonian, values: np.ndarray, spec: StateSpec, warm: State | None
 ) -> Equilibrium:
     from . import exact
 
+    warm = warm if isinstance(warm, Equilibrium) else None
     return exact.solve_kind(exact.MATRIX_FREE_EIGEN, ham, values, spec, warm)
 
 
 def _vector_response(
     ham: ParametrisedHamiltonian,
     values: np.ndarray,
-    state: Equilibrium,
+    state: State,
     a_coef: np.ndarray,
     b_coef: np.ndarray,
     spec: StateSpec,
 ) -> np.ndarray:
     from . import response
 
+    assert isinstance(state, Equilibrium)
     return response.vector_response(ham, values, state, a_coef, b_coef, spec)
+
+
+def _dmrg_solve(
+    ham: ParametrisedHamiltonian, values: np.ndarray, spec: StateSpec, warm: State | None
+) -> MPSEquilibrium:
+    from . import dmrg
+
+    return dmrg.solve_ground(ham, values, spec, warm)
+
+
+def _dmrg_response(
+    ham: ParametrisedHamiltonian,
+    values: np.ndarray,
+    state: State,
+    a_coef: np.ndarray,
+    b_coef: np.ndarray,
+    spec: StateSpec,
+) -> np.ndarray:
+    from . import dmrg
+
+    return dmrg.response(ham, values, state, a_coef, b_coef, spec)
+
+
+def _dmrg_memory(ham: ParametrisedHamiltonian, spec: StateSpec) -> float:
+    from . import dmrg
+
+    return dmrg.dmrg_memory(ham, spec)
 
 
 def _dense_memory(ham: ParametrisedHamiltonian, spec: StateSpec) -> float:
@@ -327,6 +393,7 @@ BACKENDS: dict[str, Backend] = {
         _matrix_free_memory,
         ("ground", "eigenstate"),
     ),
+    "dmrg": Backend("dmrg", _dmrg_solve, _dmrg_response, _dmrg_memory, ("ground",)),
 }
 
 #: the order in which ``auto`` falls back when its first choice does not fit in memory
@@ -352,6 +419,11 @@ def choose_backend(ham: ParametrisedHamiltonian, spec: StateSpec, budget: int | 
     """
     limit = available_memory() if budget is None else budget
     name = spec.backend
+    if name != "dmrg" and ham.n_qubits > MAX_VECTOR_QUBITS:
+        raise ProblemTooLargeError(
+            f"{ham.n_qubits} qubits are beyond state vectors (at most {MAX_VECTOR_QUBITS} qubits: "
+            "basis indices are 64-bit integers); use state.method = 'dmrg' for a chain-like problem"
+        )
     if name == "auto":
         first = _preferred(ham, spec)
         order = _LEANEST_LAST[_LEANEST_LAST.index(first) :]
@@ -377,7 +449,8 @@ def choose_backend(ham: ParametrisedHamiltonian, spec: StateSpec, budget: int | 
     hint = (
         f"the {fits[0]} backend would fit (state.method = {fits[0]!r})"
         if fits
-        else "no exact backend fits: use fewer qubits (or more memory)"
+        else "no exact backend fits: use fewer qubits (or more memory), or state.method = 'dmrg' "
+        "for a chain-like problem"
     )
     raise ProblemTooLargeError(
         f"{ham.n_qubits} qubits with the {name} backend need about {format_bytes(need)}, more "
@@ -389,8 +462,8 @@ def solve(
     hamiltonian: ParametrisedHamiltonian,
     values: np.ndarray,
     spec: StateSpec | None = None,
-    guess: Equilibrium | None = None,
-) -> Equilibrium:
+    guess: State | None = None,
+) -> State:
     """Prepare the equilibrium of ``H(values)`` described by ``spec``.
 
     Parameters
@@ -409,12 +482,31 @@ def solve(
     if spec.symmetry == "auto":
         from . import sectors
 
-        return sectors.solve_ground(hamiltonian, values, spec, guess)
+        return sectors.solve_ground(
+            hamiltonian, values, spec, guess if isinstance(guess, Equilibrium) else None
+        )
     if guess is not None and guess.backend and guess.backend in BACKENDS and spec.method == "auto":
         name = guess.backend  # the nudged state stays on the free state's backend
     else:
         name = choose_backend(hamiltonian, spec)
     return BACKENDS[name].solve(hamiltonian, values, spec, guess)
+
+
+def solve_vectors(
+    hamiltonian: ParametrisedHamiltonian,
+    values: np.ndarray,
+    spec: StateSpec | None = None,
+    guess: State | None = None,
+) -> Equilibrium:
+    """:func:`solve` for callers that need state vectors (an exact backend's record)."""
+    st = solve(hamiltonian, values, spec, guess)
+    if not isinstance(st, Equilibrium):
+        raise ProblemError(
+            f"this computation needs state vectors, which the {st.backend} backend does not "
+            "provide; use an exact backend (dense, sparse, matrix-free)",
+            where="state.method",
+        )
+    return st
 
 
 def engine_for(ham: ParametrisedHamiltonian, state: Equilibrium) -> Engine:
@@ -439,7 +531,7 @@ def engine_for(ham: ParametrisedHamiltonian, state: Equilibrium) -> Engine:
 def linear_response(
     hamiltonian: ParametrisedHamiltonian,
     values: np.ndarray,
-    state: Equilibrium,
+    state: State,
     a_coef: np.ndarray,
     b_coef: np.ndarray,
     spec: StateSpec | None = None,

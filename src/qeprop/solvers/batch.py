@@ -37,7 +37,8 @@ from ..checks import MAX_COEFFICIENT
 from ..errors import ConvergenceError, ProblemError
 from ..hamiltonian import ParametrisedHamiltonian
 from ..states import Equilibrium
-from . import StateSpec, solve
+from . import StateSpec
+from . import solve_vectors as solve
 
 __all__ = ["solve_ground_batch"]
 
