@@ -314,8 +314,11 @@ def _wait_for_checkpoint(d: Path, proc: subprocess.Popen, min_step: int) -> int:
     raise AssertionError("no checkpoint within 60 s")
 
 
+# 0.1 s per step: the signal must reach the run while it is still going, which on a loaded
+# 2-core machine can take seconds after the step-7 checkpoint appears (at 0.04 s per step a run
+# once finished all 120 steps first)
 SLOW = ["--set", "steps=120", "--set", "eval_every=5", "--set", "checkpoint_every=7",
-        "--set", "sleep=0.04", "--no-progress"]  # fmt: skip
+        "--set", "sleep=0.1", "--no-progress"]  # fmt: skip
 SLOW_CONFIG = {"steps": 120, "eval_every": 5, "checkpoint_every": 7}
 
 
