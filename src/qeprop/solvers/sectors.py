@@ -41,6 +41,7 @@ from ..memory import check_memory
 from ..states import Equilibrium
 from ..symmetry import TaperedString, Tapering, tapering
 from . import StateSpec
+from .exact import _degeneracy_message
 
 __all__ = ["SectorForm", "SectorState", "sector_form", "solve_ground", "solve_ground_batch"]
 
@@ -266,16 +267,16 @@ def solve_ground_batch(
         every = np.arange(form.n_sectors)
         rows = np.concatenate([form.rows(coef[i], every) for i in cold])
         lowest = _lowest_per_sector(form, rows, spec).reshape(len(cold), form.n_sectors)
-        picks: list[tuple[int, list[int]]] = []
+        picks: list[tuple[int, list[int], float]] = []
         for row, i in enumerate(cold):
             e = lowest[row]
             tol_deg = spec.degeneracy_threshold(ham.norm_bound(values[i]))
             within = [int(s) for s in np.argsort(e, kind="stable") if e[s] - e.min() < tol_deg]
-            picks.append((i, within))
-        jobs2 = [(i, s) for i, within in picks for s in within]
+            picks.append((i, within, tol_deg))
+        jobs2 = [(i, s) for i, within, _ in picks for s in within]
         rows2 = np.concatenate([form.rows(coef[i], np.array([s])) for i, s in jobs2])
         got2 = _solve_reduced(form, rows2, spec, [None] * len(jobs2))
-        for row, (i, within) in enumerate(picks):
+        for row, (i, within, tol_deg) in enumerate(picks):
             parts = [st for (j, _), st in zip(jobs2, got2, strict=True) if j == i]
             e = lowest[row]
             top = max(p.energies[-1] for p in parts)
@@ -284,7 +285,6 @@ def solve_ground_batch(
             if others.size:
                 outside.append(float(others.min()))
             gap = float(min(outside) - top)
-            tol_deg = spec.degeneracy_threshold(ham.norm_bound(values[i]))
             if len(within) > 1 and spec.degeneracy == "error":
                 raise DegeneracyError(
                     f"the ground state is degenerate: the lowest levels of the symmetry sectors "
@@ -292,11 +292,7 @@ def solve_ground_batch(
                     "set degeneracy='mixture' to use the equal-weight mixture over them"
                 )
             if spec.degeneracy == "error" and gap < tol_deg:
-                raise DegeneracyError(
-                    f"the ground state is degenerate: gap {gap:.3e} is below the degeneracy "
-                    f"threshold {tol_deg:.3g}; set degeneracy='mixture' to use the equal-weight "
-                    "mixture over the degenerate manifold"
-                )
+                raise DegeneracyError(_degeneracy_message("ground", 0, gap, tol_deg))
             out[i] = _record(ham, form, within, parts, gap)
     return [r for r in out if r is not None]
 
