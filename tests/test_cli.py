@@ -24,11 +24,12 @@ from _problems import ProblemSpec, build, problem_dict, random_spec, to_toml
 from _reference import DenseModel
 from qeprop import estimate_gradient
 from qeprop.cli import main
+from qeprop.measurement import measurement_settings
 from qeprop.problem import load_problem
 
 JSON_KEYS = {
-    "loss", "outputs", "gradient", "preparations", "shots", "backend", "symmetry_sectors",
-    "site_order",
+    "loss", "outputs", "gradient", "stderr", "outputs_stderr", "estimator", "nudge",
+    "contrastive", "preparations", "shots", "ledger", "backend", "symmetry_sectors", "site_order",
 }  # fmt: skip
 
 
@@ -119,17 +120,37 @@ def test_command_line_overrides_the_file(tmp_path: Path, capsys) -> None:
     # --shots (seed from the file) and --seed
     shots = run_json(capsys, path, "--shots", "40")
     p = len(spec.trainable)
-    assert shots["shots"] == 2 * 40 * p  # centered: M shots per ⟨A_j⟩, at +β and -β
-    assert shots["gradient"] == pytest.approx(direct(shots=40, seed=11), rel=1e-12)
+    # centered: M shots per setting of the ⟨A_j⟩ at +β and -β, and of the outputs (measured
+    # with shots by default in problem files) at the free state
+    per_phase = [ph["shots"] for ph in shots["ledger"]]
+    assert [ph["phase"] for ph in shots["ledger"]] == ["free", "nudged+", "nudged-"]
+    assert shots["shots"] == sum(per_phase) and all(s % 40 == 0 and s > 0 for s in per_phase)
+    coupling_settings = measurement_settings(
+        system.full, system.full.derivative_coefficients[system.trainable_index]
+    )
+    assert per_phase[1] == per_phase[2] == 40 * len(coupling_settings)
+    assert shots["gradient"] == pytest.approx(
+        direct(shots=40, seed=11, noisy_outputs=True), rel=1e-12
+    )
     again = run_json(capsys, path, "--shots", "40")
     assert again == shots  # reproducible
     other = run_json(capsys, path, "--shots", "40", "--seed", "12")
-    assert other["gradient"] == pytest.approx(direct(shots=40, seed=12), rel=1e-12)
+    assert other["gradient"] == pytest.approx(
+        direct(shots=40, seed=12, noisy_outputs=True), rel=1e-12
+    )
     assert other["gradient"] != shots["gradient"]
     # shots in the file, overridden on the command line
     path2 = write(tmp_path, {**d, "shots": 20}, "shots.json")
-    assert run_json(capsys, path2)["shots"] == 2 * 20 * p
-    assert run_json(capsys, path2, "--shots", "5")["shots"] == 2 * 5 * p
+    assert run_json(capsys, path2)["shots"] == shots["shots"] // 2
+    assert run_json(capsys, path2, "--shots", "5")["shots"] == shots["shots"] // 8
+    # noisy_outputs false: the outputs are taken exact, and the ledger says so
+    path4 = write(tmp_path, {**d, "shots": 20, "noisy_outputs": False}, "exact_out.json")
+    exact_out = run_json(capsys, path4)
+    assert exact_out["ledger"][0]["shots"] == 0
+    assert exact_out["ledger"][0]["exact"] == [f"output:{o}" for o in spec.outputs]
+    assert exact_out["shots"] == shots["shots"] // 2 - exact_out["ledger"][0]["shots"] - (
+        shots["ledger"][0]["shots"] // 2
+    )
     # the file's estimator options are used when not overridden
     path3 = write(
         tmp_path, {**d, "estimator": {"kind": "finite_difference", "fd_step": 1e-3}}, "fd.json"

@@ -32,6 +32,7 @@ from qeprop import (
     susceptibility,
 )
 from qeprop.losses import make_loss
+from qeprop.measurement import measurement_settings
 
 
 def rel_err(got: np.ndarray, ref: np.ndarray) -> float:
@@ -352,7 +353,7 @@ def test_shot_noise_many_seeds(shot_problem, model: str) -> None:
 
 def test_preparation_counts(shot_problem) -> None:
     spec, system, values, loss, exact = shot_problem
-    p, n_out = len(spec.trainable), len(spec.outputs)
+    p = len(spec.trainable)
     assert exact.preparations == 3 and exact.shots == 0 and exact.solves == 3
     for est, prep in (
         ("positive", 2),
@@ -364,18 +365,41 @@ def test_preparation_counts(shot_problem) -> None:
         assert rec.preparations == prep, est
         assert rec.shots == 0
     m = 50
-    # gaussian: every measured observable costs M preparations; the outputs are exact (one
-    # preparation) unless noisy_outputs, in which case they cost M each as well
+    # every measurement setting (qubit-wise commuting group of the measured strings) costs M
+    # preparations, whatever the shot model; the outputs are exact (one preparation of the free
+    # state) unless noisy_outputs, in which case their settings cost M each as well
+    full = system.full
+    g_a = len(measurement_settings(full, full.derivative_coefficients[system.trainable_index]))
+    g_y = len(measurement_settings(full, system.output_coefficients[1]))
+    both = np.vstack(
+        [system.output_coefficients[1], full.derivative_coefficients[system.trainable_index]]
+    )
+    assert 0 < g_a <= p and g_y >= 1
     rec = estimate_gradient(system, values, loss, estimator="centered", nudge=0.02, shots=m, seed=1)
-    assert rec.shots == 2 * m * p
-    assert rec.preparations == 1 + 2 * m * p
+    assert rec.shots == 2 * m * g_a
+    assert rec.preparations == 1 + 2 * m * g_a
+    assert [ph.phase for ph in rec.ledger] == ["free", "nudged+", "nudged-"]
+    assert rec.ledger[0].settings == () and set(rec.ledger[0].exact) == {
+        f"output:{o}" for o in spec.outputs
+    }
+    assert rec.ledger[1].shots == rec.ledger[2].shots == m * g_a
+    measured = {o for _, _, obs in rec.ledger[1].settings for o in obs}
+    assert measured == {f"coupling:{t}" for t in spec.trainable}
     rec = estimate_gradient(
         system, values, loss, estimator="centered", nudge=0.02, shots=m, seed=1, noisy_outputs=True
     )
-    assert rec.shots == rec.preparations == m * n_out + 2 * m * p
+    assert rec.shots == rec.preparations == m * g_y + 2 * m * g_a
+    assert rec.ledger[0].shots == m * g_y and rec.ledger[0].exact == ()
     rec = estimate_gradient(system, values, loss, estimator="finite_difference", shots=m, seed=1)
-    assert rec.shots == rec.preparations == (2 * p + 1) * m * n_out
-    # sampled: M shots per qubit-wise commuting group, so a multiple of M and at most gaussian's
+    assert rec.shots == rec.preparations == (2 * p + 1) * m * g_y
+    assert len(rec.ledger) == 2 * p + 1
+    rec = estimate_gradient(
+        system, values, loss, estimator="positive", nudge=0.02, shots=m, seed=1, noisy_outputs=True
+    )
+    # one-sided: outputs and ⟨A⟩_0 share the free phase's settings
+    g_free = len(measurement_settings(full, both))
+    assert rec.ledger[0].shots == m * g_free and rec.shots == m * (g_free + g_a)
+    # sampled: the same settings, so the same count
     rec = estimate_gradient(
         system,
         values,
@@ -386,17 +410,23 @@ def test_preparation_counts(shot_problem) -> None:
         seed=1,
         shot_model="sampled",
     )
-    assert rec.shots % (2 * m) == 0 and 0 < rec.shots <= 2 * m * p
+    assert rec.shots == 2 * m * g_a
 
 
 def test_one_sided_preparation_count_without_noisy_outputs(shot_problem) -> None:
     spec, system, values, loss, _ = shot_problem
     p, m = len(spec.trainable), 50
     rec = estimate_gradient(system, values, loss, estimator="positive", nudge=0.02, shots=m, seed=1)
-    # ⟨A⟩ at the free and at the nudged state, M shots per observable; outputs exact, which
+    # ⟨A⟩ at the free and at the nudged state, M shots per setting; outputs exact, which
     # costs one preparation of the free state (as for centered)
-    assert rec.shots == 2 * m * p
-    assert rec.preparations == 2 * m * p + 1
+    g_a = len(
+        measurement_settings(
+            system.full, system.full.derivative_coefficients[system.trainable_index]
+        )
+    )
+    assert 0 < g_a <= p
+    assert rec.shots == 2 * m * g_a
+    assert rec.preparations == 2 * m * g_a + 1
 
 
 def test_noisy_outputs_and_seed_reproducibility(shot_problem) -> None:

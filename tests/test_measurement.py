@@ -122,13 +122,59 @@ def test_gaussian_model(which):
     rho = state.density_matrix()
     dense = [dense_operator(op, n) for op in OBSERVABLES.values()]
     exact = np.array([np.trace(rho @ a).real for a in dense])
-    var = np.array([np.trace(rho @ a @ a).real for a in dense]) - exact**2
+    # each observable's part in each measurement setting is measured M times, independently:
+    # σ² = Σ_g Var(A_g), built here from dense matrices of the settings' strings
+    groups = qubitwise_commute_groups(
+        [p for op in OBSERVABLES.values() for p, _ in op.items() if not p.is_identity()]
+    )
+    var = np.zeros(len(OBSERVABLES))
+    for group in groups:
+        for i, op in enumerate(OBSERVABLES.values()):
+            part = PauliSum({p: c for p, c in op.items() if p in group})
+            if len(part):
+                a = dense_operator(part, n)
+                var[i] += np.trace(rho @ a @ a).real - np.trace(rho @ a).real ** 2
     est = measure(full, state, ident, coef, shots=m, model="gaussian", rng=np.random.default_rng(3))
-    # stderr = sqrt(Var / M) is computed, not sampled: only rounding separates it from dense
+    # stderr = sqrt(σ² / M) is computed, not sampled: only rounding separates it from dense
     np.testing.assert_allclose(est.stderr, np.sqrt(var / m), rtol=1e-8, atol=1e-12)
     assert np.all(est.stderr > 0)
     assert np.all(np.abs(est.mean - exact) <= Z_BOUND * est.stderr)
-    assert est.shots == est.preparations == m * len(OBSERVABLES)  # M per observable
+    # M per measurement setting, not per observable: 3 settings serve the 5 observables
+    assert len(est.settings) == len(groups) == 3
+    assert est.shots == est.preparations == m * len(groups)
+
+
+def test_gaussian_model_single_setting_observable_keeps_its_variance():
+    # Z0, Z1 and Z0 Z1 share one setting: each has its full variance, and M shots in all
+    ham, state = states_under_test()["pure"]
+    ops = {
+        "a": PauliSum.from_terms([(1.0, "Z0"), (0.5, "Z0 Z1")]),
+        "b": PauliSum.from_terms([(1.0, "Z1")]),
+    }
+    full, ident, coef = with_observables(ham, ops)
+    rho = state.density_matrix()
+    a = dense_operator(ops["a"], ham.n_qubits)
+    var = np.trace(rho @ a @ a).real - np.trace(rho @ a).real ** 2
+    est = measure(full, state, ident, coef, shots=100, rng=np.random.default_rng(0))
+    np.testing.assert_allclose(est.stderr[0], np.sqrt(var / 100), rtol=1e-10)
+    assert est.shots == 100 and len(est.settings) == 1
+    assert est.settings[0].basis == "Z0 Z1" and est.settings[0].rows == (0, 1)
+
+
+def test_gaussian_model_two_settings_for_x_plus_z():
+    # X0 + 0.7 Z0 needs two settings (X and Z on qubit 0): 2M shots, σ² = Var(X0) + 0.49 Var(Z0)
+    ham, state = states_under_test()["pure"]
+    ops = {"xz": PauliSum.from_terms([(1.0, "X0"), (0.7, "Z0")])}
+    full, ident, coef = with_observables(ham, ops)
+    rho = state.density_matrix()
+    n = ham.n_qubits
+    x0 = dense_operator(PauliSum.from_terms([(1.0, "X0")]), n)
+    z0 = dense_operator(PauliSum.from_terms([(1.0, "Z0")]), n)
+    var = (1 - np.trace(rho @ x0).real ** 2) + 0.49 * (1 - np.trace(rho @ z0).real ** 2)
+    est = measure(full, state, ident, coef, shots=30, rng=np.random.default_rng(0))
+    np.testing.assert_allclose(est.stderr[0], np.sqrt(var / 30), rtol=1e-10)
+    assert est.shots == est.preparations == 60
+    assert sorted(s.basis for s in est.settings) == ["X0", "Z0"]
 
 
 def test_gaussian_identity_only_observable_is_free_and_exact():

@@ -29,6 +29,7 @@ from . import __version__
 from .errors import ProblemTooLargeError, QEPError, QEPWarning, SolverError
 
 if TYPE_CHECKING:
+    from .gradients import GradientRecord
     from .maps import MapSpec
 
 EXIT_USAGE = 2
@@ -234,8 +235,14 @@ def _gradient(args: argparse.Namespace, out: TextIO) -> int:
             "loss": rec.loss,
             "outputs": rec.outputs_dict(),
             "gradient": rec.gradient_dict(),
+            "stderr": dict(zip(rec.params, rec.stderr.tolist(), strict=True)),
+            "outputs_stderr": dict(zip(rec.output_names, rec.outputs_stderr.tolist(), strict=True)),
+            "estimator": rec.estimator,
+            "nudge": rec.nudge,
+            "contrastive": rec.contrastive,
             "preparations": rec.preparations,
             "shots": rec.shots,
+            "ledger": [ph.as_dict() for ph in rec.ledger],
             "backend": rec.backend,
             "symmetry_sectors": sectors,
             "site_order": site_order,
@@ -263,7 +270,9 @@ def _gradient(args: argparse.Namespace, out: TextIO) -> int:
         f"estimator  {rec.estimator}"
         + (f" (nudge {rec.nudge:g})" if rec.nudge else "")
         + f", {rec.preparations} preparations, {rec.shots} shots",
+        *_ledger_lines(rec),
         f"loss       {rec.loss:.8g}",
+        *([f"contrastive {rec.contrastive:.8g}"] if rec.contrastive is not None else []),
         "outputs",
     ]
     w = max([len(n) for n in (*rec.output_names, *rec.params)] + [4])
@@ -274,6 +283,24 @@ def _gradient(args: argparse.Namespace, out: TextIO) -> int:
         lines.append(f"  {n:<{w}} {_fmt_pm(g, se)}")
     out.write("\n".join(lines) + "\n")
     return 0
+
+
+def _ledger_lines(rec: GradientRecord) -> list[str]:
+    """One line per phase: its settings and shots, and the observables taken exact."""
+    lines = []
+    for ph in rec.ledger:
+        parts = []
+        if ph.settings:
+            shots = {m for _, m, _ in ph.settings}
+            each = f" x {shots.pop()} shots" if len(shots) == 1 else ""
+            bases = ", ".join(b for b, _, _ in ph.settings)
+            n = len(ph.settings)
+            parts.append(f"{n} setting{'s' if n > 1 else ''} ({bases}){each}")
+        if ph.exact and rec.shots:
+            parts.append("exact: " + ", ".join(ph.exact))
+        if parts:
+            lines.append(f"measured   {ph.phase}: " + "; ".join(parts))
+    return lines
 
 
 def _print_summary(run_dir: Path, out: TextIO) -> None:

@@ -18,7 +18,18 @@ Estimators, chosen by name from :data:`ESTIMATORS`:
 ``finite_difference``  central differences of the loss, ``(L(θ+h e_j) - L(θ-h e_j)) / 2h``,
                re-solving the free state for each parameter: ``2P`` extra preparations.
 
-Each returns a :class:`GradientRecord`.
+Each returns a :class:`GradientRecord`, which also carries
+
+* the measurement ledger (:class:`PhaseLedger`, one per phase): the measurement settings each
+  phase measured with their shots and the observables that read them, and the observables taken
+  exact (not measured: the outputs when ``noisy_outputs`` is off, everything without shots);
+* for the one-sided estimators of ground and thermal states, Scellier's contrastive function
+  (eq. 32) ``F_β = (E_β - E_0)/β``, with ``E_β`` the ground energy (free energy for a thermal
+  state) of ``H + βB`` and ``B = Σ_l ε_l O_l`` (or the cost observable ``C``). ``E_β`` is concave
+  in β and ``dE_β/dβ = ⟨B⟩_β``, so ``F_β ≤ ⟨B⟩_0`` for ``β > 0`` (a lower bound of the cost) and
+  ``F_β ≥ ⟨B⟩_0`` for ``β < 0`` (the ``negative`` estimator); by Hellmann-Feynman its gradient
+  ``∂F_β/∂θ_j = (⟨A_j⟩_β - ⟨A_j⟩_0)/β`` is exactly the one-sided estimate. For excited states
+  ``E_β`` is not a minimum, the bound fails, and nothing is reported.
 """
 
 from __future__ import annotations
@@ -44,6 +55,7 @@ __all__ = [
     "GradientOptions",
     "GradientRecord",
     "GradientRun",
+    "PhaseLedger",
     "batch_mean_gradient",
     "check_no_shots",
     "estimate_gradient",
@@ -61,6 +73,43 @@ MAX_NUDGE = 1e8
 MIN_FD_STEP = 1e-10
 #: most shots per observable (counts beyond 2**53 are not exact in floating point)
 MAX_SHOTS = 10**15
+
+
+@dataclass(frozen=True)
+class PhaseLedger:
+    """What one phase of an estimate measured (Scellier, remarks on measurement).
+
+    Attributes
+    ----------
+    phase : str
+        ``"free"``, ``"nudged+"`` / ``"nudged-"`` (``ν = ±β ε``), or for ``finite_difference``
+        ``"shifted[<param>]+"`` / ``"shifted[<param>]-"``.
+    settings : tuple of (basis, shots, observables)
+        Each measurement setting: its product basis (``"Z0 Z1 X2"``), the shots (preparations)
+        spent on it, and the observables estimated from it (``output:<name>``, ``cost``,
+        ``coupling:<param>``).
+    exact : tuple of str
+        Observables of this phase taken as exact expectation values, not measured.
+    """
+
+    phase: str
+    settings: tuple[tuple[str, int, tuple[str, ...]], ...] = ()
+    exact: tuple[str, ...] = ()
+
+    @property
+    def shots(self) -> int:
+        """Shots spent in this phase (summed over its settings)."""
+        return sum(s[1] for s in self.settings)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "phase": self.phase,
+            "settings": [
+                {"basis": b, "shots": m, "observables": list(obs)} for b, m, obs in self.settings
+            ],
+            "shots": self.shots,
+            "exact": list(self.exact),
+        }
 
 
 @dataclass(frozen=True)
@@ -94,6 +143,12 @@ class GradientRecord:
     backend : str
         The equilibrium backend that prepared the free state (``dense``, ``sparse``,
         ``matrix-free``).
+    ledger : tuple of PhaseLedger
+        Per phase, the measurement settings and shots spent and the observables taken exact.
+    contrastive : float or None
+        Scellier's contrastive function ``(E_β - E_0)/β`` of a one-sided estimate of a ground or
+        thermal state (``β < 0`` for ``negative``), computed from the solver's energies (free
+        energies for thermal states); ``None`` for other estimators and excited states.
     """
 
     gradient: np.ndarray
@@ -112,6 +167,8 @@ class GradientRecord:
     gap: float
     degeneracy: int = 1
     backend: str = ""
+    ledger: tuple[PhaseLedger, ...] = ()
+    contrastive: float | None = None
 
     def gradient_dict(self) -> dict[str, float]:
         return {p: float(g) for p, g in zip(self.params, self.gradient, strict=True)}
@@ -127,6 +184,7 @@ class GradientRecord:
                 out[k] = v.tolist()
             elif isinstance(v, tuple):
                 out[k] = list(v)
+        out["ledger"] = [p.as_dict() for p in self.ledger]
         return out
 
 
@@ -252,6 +310,38 @@ class GradientRun:
             raise ProblemError("a loss of the outputs needs at least one output observable")
         derivs = self.h.derivative_coefficients[system.trainable_index]
         self.train_coef = derivs
+        #: phase -> (settings, observables taken exact), in the order the phases were measured
+        self._ledger: dict[str, tuple[list[tuple[str, int, tuple[str, ...]]], list[str]]] = {}
+        #: (free) energies of the equilibria at ν = s β ε, by sign s (for the contrastive value)
+        self.energies: dict[int, float] = {}
+
+    @property
+    def coupling_names(self) -> tuple[str, ...]:
+        """Ledger names of the coupling operators ``A_j``."""
+        return tuple(f"coupling:{p}" for p in self.system.trainable)
+
+    @property
+    def readout_names(self) -> tuple[str, ...]:
+        """Ledger names of the outputs (or of the cost observable)."""
+        if self.cost_mode:
+            return ("cost",)
+        return tuple(f"output:{n}" for n in self.system.output_names)
+
+    def log(self, phase: str, est: Estimate, names: Sequence[str]) -> None:
+        """Enter an estimate of the observables ``names`` in the ledger of ``phase``."""
+        settings, exact = self._ledger.setdefault(phase, ([], []))
+        if not est.settings:
+            exact.extend(n for n in names if n not in exact)
+            return
+        for st in est.settings:
+            settings.append((st.basis, st.shots, tuple(names[r] for r in st.rows)))
+
+    @property
+    def ledger(self) -> tuple[PhaseLedger, ...]:
+        return tuple(
+            PhaseLedger(phase, tuple(settings), tuple(exact))
+            for phase, (settings, exact) in self._ledger.items()
+        )
 
     # -------------------------------------------------------------- equilibria and measurements
     def solve(self, values: np.ndarray, guess: State | None = None) -> State:
@@ -279,7 +369,12 @@ class GradientRun:
         noisy: bool,
         new_prep: bool,
         string_values: np.ndarray | None = None,
+        *,
+        phase: str,
+        names: Sequence[str],
     ) -> Estimate:
+        """Estimate the observables ``names`` (rows of ``coef``) in ``state`` during ``phase``,
+        with the run's shots if ``noisy``, and enter them in the ledger."""
         shots = self.opts.shots if noisy else None
         est = measure(
             self.h,
@@ -291,6 +386,7 @@ class GradientRun:
             rng=self.rng,
             string_values=string_values,
         )
+        self.log(phase, est, names)
         return self._record(est, exact_prep=new_prep)
 
     def free_phase(
@@ -303,16 +399,27 @@ class GradientRun:
         noisy = self.opts.shots is not None
         ri, rc = self.readout_ops()
         zeros = np.zeros(len(self.train_coef))
+        self.energies[0] = _free_energy(free)
+        out_names, a_names = self.readout_names, self.coupling_names
         if need_a and noisy and self.opts.noisy_outputs:
             ident, coef = np.concatenate([ri, zeros]), np.vstack([rc, self.train_coef])
-            est = self.measure(free, ident, coef, True, True, string_values)
+            est = self.measure(
+                free, ident, coef, True, True, string_values, phase="free",
+                names=(*out_names, *a_names),
+            )  # fmt: skip
             n_out = len(ri)
             y = Estimate(est.mean[:n_out], est.stderr[:n_out])
             return y, Estimate(est.mean[n_out:], est.stderr[n_out:])
-        y = self.measure(free, ri, rc, noisy and self.opts.noisy_outputs, True, string_values)
+        y = self.measure(
+            free, ri, rc, noisy and self.opts.noisy_outputs, True, string_values, phase="free",
+            names=out_names,
+        )  # fmt: skip
         if not need_a:
             return y, None
-        return y, self.measure(free, zeros, self.train_coef, noisy, False, string_values)
+        a0 = self.measure(
+            free, zeros, self.train_coef, noisy, False, string_values, phase="free", names=a_names
+        )
+        return y, a0
 
     def readout_ops(self) -> tuple[np.ndarray, np.ndarray]:
         """The observables that define the loss: the outputs, or the cost observable."""
@@ -353,6 +460,18 @@ class GradientRun:
         nudge: float | None,
     ) -> GradientRecord:
         names = ("cost",) if self.cost_mode else self.system.output_names
+        sign = {"positive": 1, "negative": -1}.get(
+            name if name != "cost_observable" else self.opts.variant
+        )
+        contrastive = None
+        if (
+            sign is not None
+            and nudge is not None
+            and free.kind in ("ground", "thermal")
+            and sign in self.energies
+            and 0 in self.energies
+        ):
+            contrastive = (self.energies[sign] - self.energies[0]) / (sign * nudge)
         return GradientRecord(
             gradient=np.asarray(grad, dtype=float),
             stderr=np.asarray(se, dtype=float),
@@ -370,6 +489,8 @@ class GradientRun:
             gap=float(free.gap),
             degeneracy=free.degeneracy,
             backend=free.backend,
+            ledger=self.ledger,
+            contrastive=contrastive,
         )
 
     def check_window(
@@ -625,9 +746,17 @@ def point_derivatives(
             run = runs[i]
             n = k * len(active) + j
             zeros = np.zeros(len(run.train_coef))
+            run.energies[s] = _free_energy(states[n])
             measured[s].append(
                 run.measure(
-                    states[n], zeros, run.train_coef, run.opts.shots is not None, True, ps[n]
+                    states[n],
+                    zeros,
+                    run.train_coef,
+                    run.opts.shots is not None,
+                    True,
+                    ps[n],
+                    phase=f"nudged{'+' if s > 0 else '-'}",
+                    names=run.coupling_names,
                 )
             )
     if 0 in signs:
@@ -641,6 +770,11 @@ def point_derivatives(
             measured[signs[0]][j], measured[signs[1]][j], (signs[0] - signs[1]) * beta
         )
     return out
+
+
+def _free_energy(state: State) -> float:
+    """The energy whose β-difference is the contrastive function (free energy when thermal)."""
+    return float(state.free_energy)
 
 
 def _check_linear_regime(
@@ -765,7 +899,8 @@ def _finite_difference(run: GradientRun) -> GradientRecord:
     noisy = run.opts.shots is not None
     free = run.solve(run.values)
     ri, rc = run.readout_ops()
-    y = run.measure(free, ri, rc, noisy, new_prep=True)
+    names = run.readout_names
+    y = run.measure(free, ri, rc, noisy, new_prep=True, phase="free", names=names)
     loss, eps = run.evaluate(y)
     p = len(run.system.trainable)
     grad = np.empty(p)
@@ -777,7 +912,8 @@ def _finite_difference(run: GradientRun) -> GradientRecord:
             vals = run.values.copy()
             vals[idx] += s * h_step
             st = run.solve(vals, guess=free)
-            est = run.measure(st, ri, rc, noisy, new_prep=True)
+            phase = f"shifted[{run.system.trainable[j]}]{'+' if s > 0 else '-'}"
+            est = run.measure(st, ri, rc, noisy, new_prep=True, phase=phase, names=names)
             lj, ej = run.evaluate(est)
             lv.append(lj)
             sv.append(float(np.sqrt(np.sum((ej * est.stderr) ** 2))))

@@ -6,13 +6,22 @@ of every observable comes from one vectorised contraction with the precomputed s
 
 Two shot models:
 
+Both count what an experiment pays in the same way. The strings of all observables measured
+together are grouped into *measurement settings* (:func:`measurement_settings`: qubit-wise
+commuting groups, one single-qubit basis per qubit); each setting is prepared and measured ``M``
+times, so an estimate costs ``M × (number of settings)`` shots and preparations, whatever the
+number of observables (two settings for ``X0 + 0.7 Z0``, one for ``Z0``, ``Z1`` and ``Z0 Z1``
+together). The settings are returned on the estimate (:class:`Setting`), for the measurement
+ledger of :mod:`qeprop.gradients`.
+
 ``"gaussian"`` (Wanjura & Marquardt, appendix)
-    each ``⟨A⟩`` is drawn from ``N(⟨A⟩, Var(A)/M)``, independently per observable; each observable
-    costs ``M`` preparations.
+    each ``⟨A⟩`` is drawn from ``N(⟨A⟩, σ²/M)``, independently per observable, with
+    ``σ² = Σ_g Var(A_g)`` summed over the parts ``A_g`` of ``A`` in each setting ``g`` (``Var(A)``
+    itself when ``A`` lies in one setting).
 ``"sampled"``
-    the measured strings are grouped into qubit-wise commuting groups; for each group ``M``
-    bitstrings are drawn from the state in the rotated basis (one preparation per shot) and every
-    string of the group is estimated from the same shots, as an experiment would.
+    for each setting ``M`` bitstrings are drawn from the state in the rotated basis (one
+    preparation per shot) and every string of the setting is estimated from the same shots, as an
+    experiment would.
 
 Every estimate carries its standard error (the sample standard deviation over ``sqrt(M)``).
 """
@@ -31,9 +40,36 @@ from .pauli import PauliString, parity, qubitwise_commute_groups
 from .solvers import engine_for
 from .states import Equilibrium, MPSEquilibrium, State
 
-__all__ = ["SHOT_MODELS", "Estimate", "expectations", "measure", "string_expectations"]
+__all__ = [
+    "SHOT_MODELS",
+    "Estimate",
+    "Setting",
+    "expectations",
+    "measure",
+    "measurement_settings",
+    "string_expectations",
+]
 
 SHOT_MODELS = ("gaussian", "sampled")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One measurement setting: a product basis, measured ``shots`` times.
+
+    Attributes
+    ----------
+    basis : str
+        The measured letter of every qubit it touches, ``"Z0 Z1 X2"`` (the union of its strings).
+    shots : int
+        Preparations measured in this basis (one outcome each).
+    rows : tuple of int
+        The observables (rows of the ``coef`` passed to :func:`measure`) that read it.
+    """
+
+    basis: str
+    shots: int
+    rows: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -45,15 +81,18 @@ class Estimate:
     mean, stderr : (n_ops,) arrays
         Estimates and their standard errors (zero for exact values).
     shots : int
-        Measurement shots spent.
+        Measurement shots spent (``Σ`` over ``settings``).
     preparations : int
         Equilibrium preparations spent (one per shot; one in total for an exact evaluation).
+    settings : tuple of Setting
+        The measurement settings that were measured (empty for exact values).
     """
 
     mean: np.ndarray
     stderr: np.ndarray
     shots: int = 0
     preparations: int = 1
+    settings: tuple[Setting, ...] = ()
 
 
 def string_expectations(ham: ParametrisedHamiltonian, state: State) -> np.ndarray:
@@ -225,6 +264,38 @@ def _mps_variance(ham: ParametrisedHamiltonian, state: MPSEquilibrium, coef: np.
     return sq - mean**2
 
 
+def measurement_settings(
+    ham: ParametrisedHamiltonian, coef: np.ndarray
+) -> list[tuple[str, np.ndarray]]:
+    """The settings that measure observables ``coef`` ``(n_ops, n_strings)``: ``(basis, columns)``.
+
+    The non-identity strings with a non-zero coefficient in any row are grouped into qubit-wise
+    commuting groups (:func:`~qeprop.pauli.qubitwise_commute_groups`, greedy, heaviest first);
+    ``basis`` is the union of a group's letters (``"Z0 Z1 X2"``) and ``columns`` its string
+    indices in ``ham.strings``. An identity string is exact and needs no setting.
+    """
+    coef = np.atleast_2d(coef)
+    used = np.flatnonzero(np.any(coef != 0, axis=0))
+    strings = [ham.strings[i] for i in used if not ham.strings[i].is_identity()]
+    out = []
+    for group in qubitwise_commute_groups(strings):
+        base = PauliString(0, 0)
+        for p in group:
+            base = PauliString(base.x | p.x, base.z | p.z)
+        out.append((base.label(), np.array([ham.string_index[p] for p in group], dtype=int)))
+    return out
+
+
+def _settings(
+    groups: Sequence[tuple[str, np.ndarray]], coef: np.ndarray, m: int
+) -> tuple[Setting, ...]:
+    """:class:`Setting` records of ``groups`` measured ``m`` times each."""
+    return tuple(
+        Setting(label, m, tuple(int(r) for r in np.flatnonzero(np.any(coef[:, cols] != 0, axis=1))))
+        for label, cols in groups
+    )
+
+
 def _gaussian(
     ham: ParametrisedHamiltonian,
     state: State,
@@ -234,11 +305,24 @@ def _gaussian(
     rng: np.random.Generator,
     string_values: np.ndarray,
 ) -> Estimate:
-    var = variances(ham, state, coef, string_values)
+    groups = measurement_settings(ham, coef)
+    # the part of each observable in each setting; an observable within one setting is its own
+    # part, so its variance is Var(A) exactly as before grouping
+    parts, owner = [], []
+    for _, cols in groups:
+        part = np.zeros_like(coef)
+        part[:, cols] = coef[:, cols]
+        rows = np.flatnonzero(np.any(part != 0, axis=1))
+        parts.append(part[rows])
+        owner.append(rows)
+    var = np.zeros(len(coef))
+    if parts:
+        pv = variances(ham, state, np.vstack(parts), string_values)
+        np.add.at(var, np.concatenate(owner), pv)
     se = np.sqrt(var / m)
     mean = exact + se * rng.standard_normal(len(exact))
-    measured = int(np.count_nonzero(np.any(coef != 0, axis=1)))
-    return Estimate(mean, se, m * measured, m * measured)
+    total = m * len(groups)
+    return Estimate(mean, se, total, total, _settings(groups, coef, m))
 
 
 def _sampled(
@@ -257,30 +341,29 @@ def _sampled(
         )
     n = ham.n_qubits
     used = np.flatnonzero(np.any(coef != 0, axis=0))
-    strings = [ham.strings[i] for i in used if not ham.strings[i].is_identity()]
     mean = ident.copy()
     for i in used:  # an identity string in the basis is exact
         if ham.strings[i].is_identity():
             mean = mean + coef[:, i]
     var = np.zeros(len(coef))
-    groups = qubitwise_commute_groups(strings)
+    groups = measurement_settings(ham, coef)
     if groups:
         # per group: M outcomes, the signs of its strings and the per-shot values of every
         # observable (8 bytes each), plus numpy's temporaries of the same size
-        widest = max(len(g) for g in groups)
+        widest = max(len(cols) for _, cols in groups)
         check_memory(
             2.0 * m * 8 * (1 + widest + len(coef)),
             f"sampling {m} shots per commuting group",
             hint="use fewer shots or shot_model='gaussian'",
         )
-    for group in groups:
+    for _, cols in groups:
+        group = [ham.strings[c] for c in cols]
         letters: dict[int, str] = {}
         for p in group:
             letters.update(p.letters())
         probs = state.outcome_probabilities(letters, n)
         outcomes = rng.choice(len(probs), size=m, p=probs)
         # eigenvalue of a string on a rotated basis state: (-1)**parity(outcome & support)
-        cols = [ham.string_index[p] for p in group]
         supports = np.array([p.basis_masks(n)[0] | p.basis_masks(n)[1] for p in group])
         signs = 1.0 - 2.0 * parity(outcomes[None, :] & supports[:, None])  # (n_group, m)
         per_shot = coef[:, cols] @ signs  # (n_ops, m)
@@ -288,4 +371,4 @@ def _sampled(
         # one shot gives no estimate of the spread: its standard error is undefined (nan)
         var = var + (per_shot.var(axis=1, ddof=1) / m if m > 1 else np.nan)
     total = m * len(groups)
-    return Estimate(mean, np.sqrt(var), total, total)
+    return Estimate(mean, np.sqrt(var), total, total, _settings(groups, coef, m))

@@ -53,6 +53,7 @@ from .errors import ProblemError
 from .gradients import (
     GradientOptions,
     GradientRun,
+    PhaseLedger,
     check_no_shots,
     needs_free_couplings,
     point_derivatives,
@@ -441,6 +442,8 @@ class ObjectiveRecord:
     gaps : dict point -> float; degeneracies : dict point -> int
     preparations, shots, solves : int
     estimator : str; nudge : float or None; params : tuple of names
+    ledgers : dict point -> tuple of :class:`~qeprop.gradients.PhaseLedger`
+        What each point's phases measured (settings, shots, observables taken exact).
     """
 
     gradient: np.ndarray
@@ -460,6 +463,7 @@ class ObjectiveRecord:
     estimator: str
     nudge: float | None
     params: tuple[str, ...]
+    ledgers: dict[str, tuple[PhaseLedger, ...]] = field(default_factory=dict)
 
     def gradient_dict(self) -> dict[str, float]:
         return {p: float(g) for p, g in zip(self.params, self.gradient, strict=True)}
@@ -472,8 +476,10 @@ class ObjectiveRecord:
                 return v.tolist()
             if isinstance(v, dict):
                 return {k: plain(x) for k, x in v.items()}
+            if isinstance(v, PhaseLedger):
+                return v.as_dict()
             if isinstance(v, tuple):
-                return list(v)
+                return [plain(x) for x in v]
             return v
 
         return {k: plain(getattr(self, k)) for k in self.__dataclass_fields__ if k != "states"}
@@ -620,6 +626,7 @@ def estimate_objective_gradient(
         estimator=estimator,
         nudge=None if estimator in ("linear_response", "finite_difference") else opts.nudge,
         params=objective.params,
+        ledgers={k: r.ledger for k, r in runs.items()},
     )
 
 
@@ -665,7 +672,10 @@ def _finite_difference(
             for name, run in runs.items():
                 st = run.solve(run.system.full_values(local[name]), guess=free[name])
                 ri, rc = run.readout_ops()
-                outs[name] = run.measure(st, ri, rc, noisy, new_prep=True).mean
+                phase = f"shifted[{objective.params[g]}]{'+' if s > 0 else '-'}"
+                outs[name] = run.measure(
+                    st, ri, rc, noisy, new_prep=True, phase=phase, names=run.readout_names
+                ).mean
             vals.append(objective.evaluate_loss(outs, th)[0])
         grad[g] = (vals[0] - vals[1]) / (2 * h)
     return grad

@@ -29,8 +29,10 @@ Keys
                 ``degeneracy``, ``degeneracy_tol``, ``dense_max_dim``, ``maxiter``, ``threads``,
                 ``symmetry``, and for ``method = "dmrg"`` ``bond_dim`` and ``cutoff``).
 ``estimator``   ``{"kind": <name>, "nudge", "variant", "fd_step"}``.
-``shots``       ``null`` (exact) or ``M``; ``shot_model`` ``"gaussian"`` | ``"sampled"``;
-                ``noisy_outputs`` (bool); ``seed`` (int).
+``shots``       ``null`` (exact) or ``M`` shots per measurement setting; ``shot_model``
+                ``"gaussian"`` | ``"sampled"``; ``noisy_outputs`` (bool, default ``true``: the
+                outputs that set the error signal are measured with shots too, as an experiment
+                must; ``false`` takes them exact, as the papers' experiments do); ``seed`` (int).
 
 Every error names its place (``file: terms[3].pauli``).
 
@@ -354,7 +356,8 @@ def _parse(data: Mapping[str, Any], source: str) -> Problem:
             raise _err(
                 "seed", f"{checks.shown(seed)} is not below 2**63 (seeds are stored as int64)"
             )
-    noisy = checks.boolean(data.get("noisy_outputs", False), "noisy_outputs")
+    # an experiment measures the outputs that set the error signal: with shots, they cost shots too
+    noisy = checks.boolean(data.get("noisy_outputs", True), "noisy_outputs")
     try:
         options = GradientOptions(
             state=spec,

@@ -10,8 +10,10 @@ which covers a non-degenerate eigenstate (one vector, weight 1), the equal-weigh
 
 Ground states of long chains are held as matrix product states (:class:`MPSEquilibrium`, made by
 the ``dmrg`` backend): a record with the same answers (``energy``, ``gap``, ``degeneracy``,
-``is_pure``, ``kind``, ``backend``, ``warm``) but no state vector. Estimators reach either kind only
-through :mod:`qeprop.measurement` and :func:`qeprop.solvers.linear_response` (:data:`State`).
+``is_pure``, ``kind``, ``backend``, ``warm``) but no state vector. Ground and Gibbs states of
+oscillator networks are Gaussian, held as a mean and a covariance (:class:`GaussianEquilibrium`,
+made by the ``gaussian`` backend). Estimators reach every kind only through
+:mod:`qeprop.measurement` and :func:`qeprop.solvers.linear_response` (:data:`State`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["Engine", "Equilibrium", "MPSEquilibrium", "State"]
+__all__ = ["Engine", "Equilibrium", "GaussianEquilibrium", "MPSEquilibrium", "State"]
 
 
 class Engine(Protocol):
@@ -120,6 +122,16 @@ class Equilibrium:
     @property
     def is_pure(self) -> bool:
         return self.degeneracy == 1
+
+    @property
+    def free_energy(self) -> float:
+        """``F = -T ln Tr exp(-H/T)`` of a thermal state (from its full spectrum); the energy
+        ``Tr(ρH)`` otherwise (the ``T → 0`` limit for a ground state)."""
+        if self.kind != "thermal" or self.temperature is None:
+            return self.energy
+        e0 = float(self.energies[0])
+        t = float(self.temperature)
+        return e0 - t * float(np.log(np.sum(np.exp(-(self.energies - e0) / t))))
 
     def density_matrix(self) -> np.ndarray:
         """Dense ``ρ`` (for tests and small systems)."""
@@ -225,6 +237,11 @@ class MPSEquilibrium:
         return True
 
     @property
+    def free_energy(self) -> float:
+        """The energy (a ground state: the ``T → 0`` free energy)."""
+        return self.energy
+
+    @property
     def residual(self) -> float:
         """``||Hψ - Eψ|| = sqrt(variance)``."""
         return float(np.sqrt(max(self.variance, 0.0)))
@@ -244,8 +261,77 @@ class MPSEquilibrium:
         return np.transpose(t, np.argsort(self.order)).reshape(-1)
 
 
+@dataclass(frozen=True)
+class GaussianEquilibrium:
+    """The ground or Gibbs state of a quadratic oscillator Hamiltonian (the ``gaussian`` backend).
+
+    For ``H = ½ ξᵀ M ξ + fᵀ ξ + c`` with ``ξ = (r_0..r_{N-1}, p_0..p_{N-1})``,
+    ``[ξ_a, ξ_b] = iħ Ω_ab`` and ``M`` positive definite, the state is Gaussian: it is fixed by
+    its mean and symmetrised covariance (:mod:`qeprop.solvers.gaussian` has the equations).
+
+    Attributes
+    ----------
+    mean : (2N,) array
+        ``ξ̄ = ⟨ξ⟩ = -M⁻¹ f``.
+    cov : (2N, 2N) array
+        ``V_ab = ½⟨{ξ_a - ξ̄_a, ξ_b - ξ̄_b}⟩`` (real symmetric, positive definite).
+    energy : float
+        ``⟨H⟩ = ½ tr(M V) + ½ ξ̄ᵀ M ξ̄ + fᵀ ξ̄ + c``.
+    free_energy : float
+        ``F = Σ_k [ħω_k/2 + T ln(1 - e^{-ħω_k/T})] + c - ½ fᵀ M⁻¹ f`` for a thermal state; the
+        energy for a ground state.
+    gap : float
+        ``ħ min_k ω_k``, the energy of the first excitation.
+    frequencies : (N,) array
+        Normal-mode frequencies ``ω_k`` (ascending): the positive eigenvalues of ``iΩM``.
+    hbar : float
+        ``ħ`` of the Hamiltonian.
+    kind : str
+        ``"ground"`` or ``"thermal"``.
+    temperature : float or None
+        Temperature of a thermal state.
+    """
+
+    mean: np.ndarray
+    cov: np.ndarray = field(repr=False)
+    energy: float
+    free_energy: float
+    gap: float
+    frequencies: np.ndarray = field(repr=False)
+    hbar: float = 1.0
+    kind: str = "ground"
+    temperature: float | None = None
+    method: str = "gaussian"
+    backend: str = "gaussian"
+    level: int = 0
+    residual: float = 0.0
+    matvecs: int = 0
+    splitting: float = 0.0
+    engine: Any = field(default=None, repr=False, compare=False)
+    sector: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def n_modes(self) -> int:
+        return len(self.mean) // 2
+
+    @property
+    def degeneracy(self) -> int:
+        """Always 1: the Gaussian ground and Gibbs states of a positive-definite ``M`` are unique
+        (a zero mode is refused by the backend)."""
+        return 1
+
+    @property
+    def is_pure(self) -> bool:
+        return self.kind == "ground"
+
+    @property
+    def warm(self) -> GaussianEquilibrium:
+        """The warm start this record offers a nearby solve (opaque: pass it as ``guess``)."""
+        return self
+
+
 #: an equilibrium record of any backend
-State = Equilibrium | MPSEquilibrium
+State = Equilibrium | MPSEquilibrium | GaussianEquilibrium
 
 
 _H = np.array([[1, 1], [1, -1]], dtype=complex) / np.sqrt(2)
