@@ -169,7 +169,8 @@ def test_memory_refusal_names_a_backend_that_fits() -> None:
     assert choose_backend(h, StateSpec(), budget=budget) == "matrix-free"  # auto falls back
     with pytest.raises(ProblemTooLargeError, match="no exact backend fits"):
         choose_backend(h, StateSpec(method="matrix-free"), budget=int(need_mf / 2))
-    assert set(BACKENDS) == {"dense", "sparse", "matrix-free", "dmrg"}  # dmrg: by name only
+    # dmrg: by name only; gaussian: oscillator modes only
+    assert set(BACKENDS) == {"dense", "sparse", "matrix-free", "dmrg", "gaussian"}
 
 
 def _cli(path: Path, *args: str, limit_bytes: int | None = None) -> subprocess.CompletedProcess:

@@ -37,11 +37,16 @@ _LAZY = {
     "MeanSquaredError": "losses",
     "Estimate": "measurement",
     "measure": "measurement",
+    "ModeHamiltonian": "modes",
+    "ModeTerm": "modes",
     "PauliString": "pauli",
     "PauliSum": "pauli",
+    "QuadString": "quadratures",
+    "QuadSum": "quadratures",
     "StateSpec": "solvers",
     "solve": "solvers",
     "Equilibrium": "states",
+    "GaussianEquilibrium": "states",
     "QEPSystem": "system",
 }
 
@@ -72,9 +77,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .hamiltonian import ParametrisedHamiltonian, Term
     from .losses import CrossEntropy, FunctionLoss, MeanSquaredError
     from .measurement import Estimate, measure
+    from .modes import ModeHamiltonian, ModeTerm
     from .pauli import PauliString, PauliSum
+    from .quadratures import QuadString, QuadSum
     from .solvers import StateSpec, solve
-    from .states import Equilibrium
+    from .states import Equilibrium, GaussianEquilibrium
     from .system import QEPSystem
 
 __version__ = "0.1.0"
@@ -87,9 +94,12 @@ __all__ = [
     "Equilibrium",
     "Estimate",
     "FunctionLoss",
+    "GaussianEquilibrium",
     "GradientOptions",
     "GradientRecord",
     "MeanSquaredError",
+    "ModeHamiltonian",
+    "ModeTerm",
     "NudgeWindowWarning",
     "ParametrisedHamiltonian",
     "PauliError",
@@ -99,6 +109,8 @@ __all__ = [
     "ProblemTooLargeError",
     "QEPError",
     "QEPSystem",
+    "QuadString",
+    "QuadSum",
     "StateSpec",
     "Term",
     "__version__",

@@ -60,8 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, help="random seed for shot noise (overrides the file)")
     g.add_argument(
         "--method",
-        help="equilibrium backend: auto, dense, sparse, matrix-free or dmrg (overrides "
-        "state.method)",
+        help="equilibrium backend: auto, dense, sparse, matrix-free or dmrg (qubits), gaussian "
+        "(oscillator modes) (overrides state.method)",
     )
     g.add_argument(
         "--threads",
@@ -164,6 +164,14 @@ def _format_order(order: list[int]) -> str:
     return format_order(order)
 
 
+def _register(ham: object) -> tuple[str, str]:
+    """``("6 qubits", "qubits")`` or ``("3 modes (ħ = 1)", "modes")``: the size of a problem."""
+    n_modes = getattr(ham, "n_modes", None)
+    if n_modes is not None:
+        return f"{n_modes} modes (ħ = {getattr(ham, 'hbar', 1.0):g})", "modes"
+    return f"{getattr(ham, 'n_qubits', '?')} qubits", "qubits"
+
+
 def _fmt_pm(v: float, se: float) -> str:
     return f"{v: .8g}" + (f" ± {se:.2g}" if se > 0 else "")
 
@@ -217,7 +225,7 @@ def _gradient(args: argparse.Namespace, out: TextIO) -> int:
             if isinstance(e, SolverError):
                 field = "state"
             elif isinstance(e, ProblemTooLargeError):
-                field = "qubits"
+                field = _register(prob.system.hamiltonian)[1]
         raise type(e)(e.message, where=f"{prob.source}: {field}") from None
     sectors = None
     if opts.state.symmetry == "auto":
@@ -256,7 +264,7 @@ def _gradient(args: argparse.Namespace, out: TextIO) -> int:
     if st.kind != "thermal" and rec.degeneracy > 1:
         state += f", {rec.degeneracy}-fold degenerate (equal-weight mixture)"
     lines = [
-        f"problem    {prob.source}: {sysm.hamiltonian.n_qubits} qubits, "
+        f"problem    {prob.source}: {_register(sysm.hamiltonian)[0]}, "
         f"{len(sysm.hamiltonian.terms)} terms, {len(sysm.trainable)} trainable parameters",
         f"state      {state}, gap {rec.gap:.4g}",
         f"backend    {rec.backend}"

@@ -40,6 +40,10 @@ class ProblemError(QEPError, ValueError):
     """An invalid problem definition: unknown parameter, wrong shape, NaN value, bad option."""
 
 
+class QuadratureError(ProblemError):
+    """A malformed quadrature string (oscillator modes) or a quadrature sum that does not fit."""
+
+
 class SolverError(QEPError, RuntimeError):
     """An equilibrium solver failed."""
 

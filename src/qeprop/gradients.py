@@ -1085,7 +1085,10 @@ def batch_mean_gradient(
     sample. ``values`` is ``(B, n_params)`` of ``system.hamiltonian``; shot noise is drawn from
     ``rng`` in the order of the samples.
     """
-    if estimator in _VARIANTS:
+    # state vectors of qubit Hamiltonians are solved together; other records (MPS, Gaussian
+    # states of oscillator networks) one sample at a time
+    batched = isinstance(system.full, ParametrisedHamiltonian) and options.state.backend != "dmrg"
+    if estimator in _VARIANTS and batched:
         recs = batch_nudged_gradients(
             system, values, losses, variant=estimator, options=options, rng=rng
         )

@@ -20,7 +20,8 @@ import numpy as np
 
 from .checks import finite_real, real_vector
 from .errors import ProblemError
-from .pauli import PauliSum
+from .pauli import PauliString, PauliSum
+from .quadratures import QuadSum
 
 __all__ = [
     "LOSSES",
@@ -28,6 +29,7 @@ __all__ = [
     "FunctionLoss",
     "Loss",
     "MeanSquaredError",
+    "SpinCost",
     "bind_outputs",
     "make_loss",
 ]
@@ -147,7 +149,7 @@ class CrossEntropy:
         if isinstance(tol, bool) or not isinstance(tol, int | float) or not tol >= 0:
             raise ProblemError(f"must be a number >= 0 (or inf), got {tol!r}", where="domain_tol")
 
-    def for_outputs(self, outputs: Mapping[str, PauliSum]) -> CrossEntropy:
+    def for_outputs(self, outputs: Mapping[str, PauliSum | QuadSum]) -> CrossEntropy:
         """This loss bound to the output operators, which must be probabilities.
 
         Each output's spectrum is computed where that is cheap (:meth:`PauliSum.spectrum_bounds`);
@@ -189,6 +191,58 @@ class CrossEntropy:
         with np.errstate(over="ignore", invalid="ignore"):
             val, eps = float(-self.target @ np.log(yc)), -self.target / yc
         _check_finite(val, eps, self.target, "cross-entropy")
+        return val, eps
+
+
+@dataclass(frozen=True)
+class SpinCost:
+    """Scellier's cost observable ``C(t) = Σ_l (O_l - t_l)²`` for outputs that square to one.
+
+    For outputs with ``O_l² = 1`` (Pauli strings such as ``Z_o``, the readout of the
+    transverse-field Ising networks of Scellier's Sec. 4.1) the cost observable is *linear* in
+    the outputs, ``C = Σ_l (1 + t_l² - 2 t_l O_l)``, so its expectation is a function of
+    ``y = ⟨O⟩`` alone,
+
+    .. math::  L(y) = ⟨C⟩ = Σ_l (1 + t_l² - 2 t_l y_l), \\qquad ε = ∂L/∂y = -2 t,
+
+    and output nudging with ``ν = β ε`` adds ``β Σ_l ε_l O_l = β (C - Σ_l (1 + t_l²))``: the
+    nudged Hamiltonian is ``H + β C`` up to a constant (Scellier eq. 25), and the ``positive``,
+    ``negative`` and ``centered`` estimators with this loss are the ``cost_observable``
+    estimator with ``C`` written as an observable (eqs. 28-31). ``⟨C⟩`` includes the quantum
+    fluctuations of the outputs: it is not ``Σ_l (y_l - t_l)²`` (:class:`MeanSquaredError`),
+    which it exceeds by ``Σ_l Var(O_l)``. The error signal does not depend on ``y``, so outputs
+    measured with shots change the reported loss but not the nudge.
+
+    ``target`` has shape ``(L,)`` (e.g. ``±1`` per output) and is stored read-only;
+    :meth:`for_outputs` (called by :func:`bind_outputs`) refuses outputs with ``O_l² ≠ 1``, for
+    which ``⟨C⟩`` is not a function of ``y``.
+    """
+
+    target: np.ndarray
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "target", _target(self.target))
+
+    def for_outputs(self, outputs: Mapping[str, PauliSum | QuadSum]) -> SpinCost:
+        """This loss, after checking that every output squares to the identity."""
+        one = PauliSum({PauliString(): 1.0})
+        for name, op in outputs.items():
+            if not isinstance(op, PauliSum) or not op @ op == one:
+                raise ProblemError(
+                    f"spin_cost needs outputs that square to the identity (Pauli strings such "
+                    f"as Z0), but output {name!r} does not: its cost observable Σ (O - t)² is "
+                    "not linear in O; use the mse loss or an observable loss",
+                    where="loss.kind",
+                )
+        return self
+
+    def __call__(self, y: np.ndarray) -> tuple[float, np.ndarray]:
+        y = _outputs(y, self.target)
+        t = self.target
+        with np.errstate(over="ignore", invalid="ignore"):
+            val = float(np.sum(1.0 + t * t - 2.0 * t * y))
+            eps = -2.0 * t
+        _check_finite(val, eps, t, "spin cost")
         return val, eps
 
 
@@ -241,15 +295,20 @@ class FunctionLoss:
         return lv, g
 
 
-LOSSES: dict[str, type] = {"mse": MeanSquaredError, "cross_entropy": CrossEntropy}
+LOSSES: dict[str, type] = {
+    "mse": MeanSquaredError,
+    "cross_entropy": CrossEntropy,
+    "spin_cost": SpinCost,
+}
 
 
-def bind_outputs(loss: Loss, outputs: Mapping[str, PauliSum]) -> Loss:
+def bind_outputs(loss: Loss, outputs: Mapping[str, PauliSum | QuadSum]) -> Loss:
     """``loss`` checked against the output operators it will be evaluated on.
 
     A :class:`CrossEntropy` is bound with :meth:`CrossEntropy.for_outputs` (outputs that are
-    not probabilities are refused here, before any solve); a loss with a target must have one
-    entry per output. Other losses are returned unchanged.
+    not probabilities are refused here, before any solve), a :class:`SpinCost` checks that its
+    outputs square to the identity; a loss with a target must have one entry per output. Other
+    losses are returned unchanged.
     """
     target = getattr(loss, "target", None)
     if isinstance(target, np.ndarray) and target.size != len(outputs):
@@ -257,7 +316,7 @@ def bind_outputs(loss: Loss, outputs: Mapping[str, PauliSum]) -> Loss:
             f"the target has {target.size} entries but there are {len(outputs)} outputs",
             where=TARGET,
         )
-    if isinstance(loss, CrossEntropy):
+    if isinstance(loss, CrossEntropy | SpinCost):
         return loss.for_outputs(outputs)
     return loss
 
@@ -266,7 +325,7 @@ def make_loss(
     kind: str,
     target: Sequence[float] | np.ndarray,
     n_outputs: int,
-    outputs: Mapping[str, PauliSum] | None = None,
+    outputs: Mapping[str, PauliSum | QuadSum] | None = None,
 ) -> Loss:
     """Build a named loss and check that the target has one entry per output.
 

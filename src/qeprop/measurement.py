@@ -24,6 +24,12 @@ ledger of :mod:`qeprop.gradients`.
     experiment would.
 
 Every estimate carries its standard error (the sample standard deviation over ``sqrt(M)``).
+
+Oscillator networks (a :class:`~qeprop.modes.ModeHamiltonian` and its Gaussian states) go through
+the same functions with quadrature strings in place of Pauli strings: expectations, exact
+variances and both shot models come from :mod:`qeprop.solvers.gaussian`, and a measurement setting
+reads one quadrature per mode (:func:`~qeprop.quadratures.quad_settings`; all positions in one
+setting, all momenta in another).
 """
 
 from __future__ import annotations
@@ -36,9 +42,10 @@ import numpy as np
 from .errors import ProblemError
 from .hamiltonian import ParametrisedHamiltonian, SparseStructure
 from .memory import check_memory
+from .modes import Hamiltonian
 from .pauli import PauliString, parity, qubitwise_commute_groups
 from .solvers import engine_for
-from .states import Equilibrium, MPSEquilibrium, State
+from .states import Equilibrium, GaussianEquilibrium, MPSEquilibrium, State
 
 __all__ = [
     "SHOT_MODELS",
@@ -95,12 +102,29 @@ class Estimate:
     settings: tuple[Setting, ...] = ()
 
 
-def string_expectations(ham: ParametrisedHamiltonian, state: State) -> np.ndarray:
+def _qubit_hamiltonian(ham: Hamiltonian) -> ParametrisedHamiltonian:
+    """``ham``, which must be a qubit Hamiltonian here (the state is not a Gaussian one)."""
+    if not isinstance(ham, ParametrisedHamiltonian):
+        raise ProblemError(
+            "quadrature observables (oscillator modes) are measured on Gaussian states of the "
+            "gaussian backend, not on a qubit state"
+        )
+    return ham
+
+
+def string_expectations(ham: Hamiltonian, state: State) -> np.ndarray:
     """``Tr(ρ P_s)`` for every string ``s`` of ``ham.strings`` (real, shape ``(n_strings,)``).
 
     Answered by the state's backend (:func:`qeprop.solvers.engine_for`), or from the matrix product
-    state with shared environments (:func:`qeprop.solvers.dmrg.mps_string_expectations`).
+    state with shared environments (:func:`qeprop.solvers.dmrg.mps_string_expectations`), or
+    from the mean and covariance of a Gaussian state
+    (:func:`qeprop.solvers.gaussian.string_expectations`).
     """
+    if isinstance(state, GaussianEquilibrium):
+        from .solvers import gaussian
+
+        return gaussian.string_expectations(ham, state)
+    ham = _qubit_hamiltonian(ham)
     if isinstance(state, MPSEquilibrium):
         return _mps_expectations(state, ham.strings)
     vecs, w = state.significant()
@@ -156,9 +180,7 @@ def _pure_string_expectations(st: SparseStructure, vectors: list[np.ndarray]) ->
     return out
 
 
-def expectations(
-    ham: ParametrisedHamiltonian, state: State, ident: np.ndarray, coef: np.ndarray
-) -> np.ndarray:
+def expectations(ham: Hamiltonian, state: State, ident: np.ndarray, coef: np.ndarray) -> np.ndarray:
     """Exact ``⟨A_i⟩ = a_i + Σ_s coef[i, s] ⟨P_s⟩`` for all observables at once."""
     return np.asarray(ident) + np.asarray(coef) @ string_expectations(ham, state)
 
@@ -170,7 +192,7 @@ def _check_shots(shots: int) -> int:
 
 
 def measure(
-    ham: ParametrisedHamiltonian,
+    ham: Hamiltonian,
     state: State,
     ident: np.ndarray,
     coef: np.ndarray,
@@ -208,13 +230,16 @@ def measure(
         raise ProblemError(f"unknown shot model {model!r}; choose one of {list(SHOT_MODELS)}")
     if rng is None:
         raise ProblemError("measuring with shots needs a random generator (pass seed or rng)")
+    if isinstance(state, GaussianEquilibrium):
+        return _gaussian_state(ham, state, ident, coef, exact, m, model, rng)
+    ham = _qubit_hamiltonian(ham)
     if model == "gaussian":
         return _gaussian(ham, state, coef, exact, m, rng, ps)
     return _sampled(ham, state, ident, coef, m, rng)
 
 
 def variances(
-    ham: ParametrisedHamiltonian,
+    ham: Hamiltonian,
     state: State,
     coef: np.ndarray,
     string_values: np.ndarray | None = None,
@@ -224,8 +249,14 @@ def variances(
     A single string squares to the identity, so ``Var(c P) = c² (1 - ⟨P⟩²)`` (vectorised over all
     such observables, from ``string_values = ⟨P_s⟩`` if given); other observables use
     ``⟨A²⟩ = Σ_k w_k ||A ψ_k||²`` (for an MPS, ``⟨A²⟩ = Σ_{s,t} c_s c_t ⟨P_s P_t⟩`` from the
-    products of the strings).
+    products of the strings). For a Gaussian state the variance of every quadratic observable is
+    exact (:func:`qeprop.solvers.gaussian.variances`).
     """
+    if isinstance(state, GaussianEquilibrium):
+        from .solvers import gaussian
+
+        return gaussian.variances(ham, state, coef)
+    ham = _qubit_hamiltonian(ham)
     coef = np.atleast_2d(coef)
     nnz = np.count_nonzero(coef, axis=1)
     out = np.zeros(len(coef))
@@ -264,16 +295,20 @@ def _mps_variance(ham: ParametrisedHamiltonian, state: MPSEquilibrium, coef: np.
     return sq - mean**2
 
 
-def measurement_settings(
-    ham: ParametrisedHamiltonian, coef: np.ndarray
-) -> list[tuple[str, np.ndarray]]:
+def measurement_settings(ham: Hamiltonian, coef: np.ndarray) -> list[tuple[str, np.ndarray]]:
     """The settings that measure observables ``coef`` ``(n_ops, n_strings)``: ``(basis, columns)``.
 
     The non-identity strings with a non-zero coefficient in any row are grouped into qubit-wise
     commuting groups (:func:`~qeprop.pauli.qubitwise_commute_groups`, greedy, heaviest first);
     ``basis`` is the union of a group's letters (``"Z0 Z1 X2"``) and ``columns`` its string
-    indices in ``ham.strings``. An identity string is exact and needs no setting.
+    indices in ``ham.strings``. An identity string is exact and needs no setting. For oscillator
+    modes, the settings of :func:`qeprop.solvers.gaussian.measurement_settings` (one quadrature
+    per mode, ``"r0 r1 p2"``).
     """
+    if not isinstance(ham, ParametrisedHamiltonian):
+        from .solvers import gaussian
+
+        return gaussian.measurement_settings(ham, coef)
     coef = np.atleast_2d(coef)
     used = np.flatnonzero(np.any(coef != 0, axis=0))
     strings = [ham.strings[i] for i in used if not ham.strings[i].is_identity()]
@@ -294,6 +329,26 @@ def _settings(
         Setting(label, m, tuple(int(r) for r in np.flatnonzero(np.any(coef[:, cols] != 0, axis=1))))
         for label, cols in groups
     )
+
+
+def _gaussian_state(
+    ham: Hamiltonian,
+    state: GaussianEquilibrium,
+    ident: np.ndarray,
+    coef: np.ndarray,
+    exact: np.ndarray,
+    m: int,
+    model: str,
+    rng: np.random.Generator,
+) -> Estimate:
+    """Shots on the Gaussian state of an oscillator network, ``m`` per measurement setting
+    (:func:`qeprop.solvers.gaussian.shot_estimate`)."""
+    from .solvers import gaussian
+
+    groups = measurement_settings(ham, coef)
+    mean, se = gaussian.shot_estimate(ham, state, ident, coef, exact, m, model, rng)
+    total = m * len(groups)
+    return Estimate(mean, se, total, total, _settings(groups, coef, m))
 
 
 def _gaussian(

@@ -34,9 +34,36 @@ Keys
                 outputs that set the error signal are measured with shots too, as an experiment
                 must; ``false`` takes them exact, as the papers' experiments do); ``seed`` (int).
 
+Oscillator networks (quantum harmonic oscillators, Scellier eqs. 41-42) are written the same way
+with ``"modes"`` in place of ``"qubits"`` and ``"quad"`` in place of ``"pauli"``; a spring
+``½k(r0 - r1)²`` is three terms sharing the parameter ``k`` (``examples/oscillators.json``)::
+
+    {"modes": 2, "hbar": 1.0,
+     "params": {"k": 0.8}, "inputs": {"force": 0.3},
+     "terms": [{"quad": "p0 p0", "coeff": 0.5}, {"quad": "p1 p1", "coeff": 0.5},
+               {"quad": "r0 r0", "coeff": 1.0},
+               {"quad": "r0 r0", "coeff": 0.5, "param": "k"},
+               {"quad": "r1 r1", "coeff": 0.5, "param": "k"},
+               {"quad": "r0 r1", "coeff": -1.0, "param": "k"},
+               {"quad": "r1", "coeff": -1.0, "param": "force"}],
+     "outputs": [{"name": "x1", "quad": "r1"}],
+     "loss": {"kind": "mse", "target": [0.5]}}
+
+``modes``       number of oscillator modes ``N`` (instead of ``qubits``; never both).
+``hbar``        ``ħ`` of ``[r_i, p_j] = iħ δ_ij`` (modes only; finite, > 0; default 1).
+``quad``        a quadrature string ``"r0 p1"`` of a term, output or cost observable (instead of
+                ``pauli``; a product of two non-commuting factors is symmetrised, see
+                ``docs/conventions.md``).
+
+A mode problem is solved by the ``gaussian`` backend (``state.method`` ``"auto"`` or
+``"gaussian"``; qubit backends are refused) in a ``ground`` or ``thermal`` state; its quadratic
+part must be positive definite. Its outputs are unbounded, so ``cross_entropy`` and ``spin_cost``
+losses are refused: use ``mse`` or an observable loss. Mixing ``quad`` and ``pauli`` is an error.
+
 Every error names its place (``file: terms[3].pauli``).
 
-Limits, checked before anything is built: ``qubits`` ≤ 1024 and every qubit index below
+Limits, checked before anything is built: ``qubits`` ≤ 1024 (``modes`` ≤ 100000, memory
+permitting) and every qubit (mode) index below
 ``qubits`` (state vectors stop at 62 qubits, whose basis indices are 64-bit integers; longer chains
 need ``state.method = "dmrg"``); every Hamiltonian coefficient, and the scale ``Σ|c|`` of
 ``H`` at the given values, below 1e150 (solvers square it); ``shots`` ≤ 1e15, and with the
@@ -52,8 +79,8 @@ from __future__ import annotations
 import json
 import stat
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,14 +91,16 @@ from .hamiltonian import ParametrisedHamiltonian, Term
 from .losses import LOSSES, Loss, make_loss
 from .measurement import SHOT_MODELS
 from .memory import available_memory, format_bytes
+from .modes import Hamiltonian, ModeHamiltonian, ModeTerm
 from .pauli import PauliString, PauliSum, qubitwise_commute_groups
+from .quadratures import MAX_MODES, QuadString, QuadSum, quad_settings
 from .solvers import StateSpec
 from .system import COST_NUDGE, QEPSystem, nudge_param
 
 __all__ = ["Problem", "load_problem", "parse_problem"]
 
 _TOP_KEYS = {
-    "qubits", "params", "inputs", "terms", "outputs", "loss", "state", "estimator",
+    "qubits", "modes", "hbar", "params", "inputs", "terms", "outputs", "loss", "state", "estimator",
     "shots", "shot_model", "noisy_outputs", "seed", "name", "description",
 }  # fmt: skip
 _STATE_KEYS = {
@@ -140,17 +169,115 @@ def _pauli(v: Any, n: int, where: str) -> PauliString:
         raise _err(where, e.message) from None
 
 
-def _term_list(v: Any, n: int, where: str, params: set[str] | None) -> list[Term]:
+def _quad(v: Any, n: int, where: str) -> QuadString:
+    if not isinstance(v, str):
+        raise _err(where, f"expected a quadrature string such as 'r0 r1', got {checks.shown(v)}")
+    try:
+        return QuadString.parse(v, n_modes=n)
+    except ProblemError as e:
+        raise _err(where, e.message) from None
+
+
+@dataclass(frozen=True)
+class _Register:
+    """What differs between a qubit problem and an oscillator problem: the key of a term's
+    operator (``pauli`` | ``quad``, also the attribute of :class:`~qeprop.hamiltonian.Term` |
+    :class:`~qeprop.modes.ModeTerm` that holds it), and how its strings, terms, observables and
+    Hamiltonian are made. Everything else is parsed once."""
+
+    key: str
+    string: Callable[[Any, str], Any]
+    term: Callable[[float, Any, str | None], Term | ModeTerm]
+    observable: Callable[[list[tuple[float, Any]]], PauliSum | QuadSum]
+    hamiltonian: Callable[[list[Any], list[str]], Hamiltonian]
+    #: loss kind -> why this register refuses it
+    refused_losses: Mapping[str, str] = field(default_factory=dict)
+
+    def check_kind(self, t: Mapping[str, Any], where: str) -> None:
+        """Refuse a term or observable written for the other kind of problem."""
+        other = "quad" if self.key == "pauli" else "pauli"
+        if other in t:
+            raise _err(
+                f"{where}.{other}" if where else other,
+                "a quadrature term ('quad') in a qubit problem: quadrature terms need 'modes' in "
+                "place of 'qubits'"
+                if other == "quad"
+                else "a Pauli term in a problem of oscillator modes: write quadrature terms with "
+                "'quad' (e.g. 'r0 r1'), or use 'qubits' for a qubit problem",
+            )
+
+
+def _qubit_register(data: Mapping[str, Any]) -> _Register:
+    """The register of a qubit problem (``"qubits": n``, Pauli terms)."""
+    if "hbar" in data:
+        raise _err("hbar", "only oscillator problems ('modes') have ħ; a qubit problem has none")
+    if "qubits" not in data:
+        raise _err("qubits", "missing")
+    n = checks.positive_int(data["qubits"], "qubits", integral_float=True)
+    if n > checks.MAX_QUBITS:
+        raise _err(
+            "qubits",
+            f"{checks.shown(n)} is more than the {checks.MAX_QUBITS} qubits qeprop supports "
+            f"(state vectors stop at {checks.MAX_VECTOR_QUBITS}: their basis indices are 64-bit "
+            "integers; larger chains need the dmrg backend)",
+        )
+
+    def observable(terms: list[tuple[float, Any]]) -> PauliSum:
+        return PauliSum.from_terms(terms)
+
+    return _Register(
+        "pauli",
+        lambda v, where: _pauli(v, n, where),
+        Term,
+        observable,
+        lambda terms, params: ParametrisedHamiltonian(n, terms, params=params),
+    )
+
+
+def _mode_register(data: Mapping[str, Any]) -> _Register:
+    """The register of an oscillator problem (``"modes": N``, optional ``"hbar"``, quadrature
+    terms)."""
+    if "qubits" in data:
+        raise _err(
+            "modes",
+            "a problem has either 'qubits' (Pauli terms) or 'modes' (oscillators, quadrature "
+            "terms), not both",
+        )
+    n = checks.positive_int(data["modes"], "modes", integral_float=True)
+    if n > MAX_MODES:
+        raise _err("modes", f"{checks.shown(n)} is more than the {MAX_MODES} modes supported")
+    hbar = checks.positive_real(data.get("hbar", 1.0), "hbar")
+
+    def observable(terms: list[tuple[float, Any]]) -> QuadSum:
+        return QuadSum.from_terms(terms)
+
+    not_probability = (
+        "the outputs of an oscillator network (quadrature observables, unbounded) are not "
+        "probabilities or ±1 spins; use the mse loss or an observable loss"
+    )
+    return _Register(
+        "quad",
+        lambda v, where: _quad(v, n, where),
+        ModeTerm,
+        observable,
+        lambda terms, params: ModeHamiltonian(n, terms, params=params, hbar=hbar),
+        {"cross_entropy": not_probability, "spin_cost": not_probability},
+    )
+
+
+def _term_list(v: Any, reg: _Register, where: str, params: set[str] | None) -> list[Any]:
     if not isinstance(v, list):
         raise _err(where, f"expected a list of terms, got {type(v).__name__}")
+    key = reg.key
     out = []
     for i, t in enumerate(v):
         w = f"{where}[{i}]"
         t = _table(t, w)
-        _check_keys(t, {"pauli", "coeff", "param"} if params is not None else {"pauli", "coeff"}, w)
-        if "pauli" not in t:
-            raise _err(f"{w}.pauli", "missing")
-        p = _pauli(t["pauli"], n, f"{w}.pauli")
+        reg.check_kind(t, w)
+        _check_keys(t, {key, "coeff", "param"} if params is not None else {key, "coeff"}, w)
+        if key not in t:
+            raise _err(f"{w}.{key}", "missing")
+        p = reg.string(t[key], f"{w}.{key}")
         c = _number(t.get("coeff", 1.0), f"{w}.coeff")
         name = t.get("param")
         if name is not None:
@@ -159,20 +286,22 @@ def _term_list(v: Any, n: int, where: str, params: set[str] | None) -> list[Term
                 raise _err(
                     f"{w}.param", f"parameter {name!r} is used but not defined in params or inputs"
                 )
-        out.append(Term(c, p, name))
+        out.append(reg.term(c, p, name))
     return out
 
 
-def _operator(v: Mapping[str, Any], n: int, where: str) -> PauliSum:
+def _operator(v: Mapping[str, Any], reg: _Register, where: str) -> PauliSum | QuadSum:
+    key = reg.key
+    reg.check_kind(v, where)
     if "terms" in v:
-        terms = _term_list(v["terms"], n, f"{where}.terms", None)
-    elif "pauli" in v:
-        terms = _term_list([{k: v[k] for k in ("pauli", "coeff") if k in v}], n, where, None)
+        terms = _term_list(v["terms"], reg, f"{where}.terms", None)
+    elif key in v:
+        terms = _term_list([{k: v[k] for k in (key, "coeff") if k in v}], reg, where, None)
     else:
-        raise _err(where, "an observable needs 'terms' (or 'pauli' and 'coeff')")
+        raise _err(where, f"an observable needs 'terms' (or '{key}' and 'coeff')")
     try:
-        return PauliSum.from_terms((t.coeff, t.pauli) for t in terms)
-    except PauliError as e:  # coefficients of one string that add up beyond the float range
+        return reg.observable([(t.coeff, getattr(t, key)) for t in terms])
+    except (PauliError, ProblemError) as e:  # coefficients adding up beyond the float range
         raise _err(where, e.message) from None
 
 
@@ -199,7 +328,11 @@ def _sampled_shot_limit(system: QEPSystem) -> tuple[int, int]:
     ``g`` strings and ``K`` observables (outputs and trainable couplings together, an upper bound).
     """
     h = system.full
-    groups = qubitwise_commute_groups(h.strings)
+    groups = (
+        quad_settings(h.strings)
+        if isinstance(h, ModeHamiltonian)
+        else qubitwise_commute_groups(h.strings)
+    )
     g = max((len(x) for x in groups), default=1)
     n_ops = len(system.outputs) + len(system.trainable) + 1
     per_shot = 24 + 40 * g + 24 * n_ops
@@ -223,16 +356,7 @@ def _parse(data: Mapping[str, Any], source: str) -> Problem:
     for key in ("name", "description"):
         if key in data:
             _text(data[key], key)
-    if "qubits" not in data:
-        raise _err("qubits", "missing")
-    n = checks.positive_int(data["qubits"], "qubits", integral_float=True)
-    if n > checks.MAX_QUBITS:
-        raise _err(
-            "qubits",
-            f"{checks.shown(n)} is more than the {checks.MAX_QUBITS} qubits qeprop supports "
-            f"(state vectors stop at {checks.MAX_VECTOR_QUBITS}: their basis indices are 64-bit "
-            "integers; larger chains need the dmrg backend)",
-        )
+    reg = _mode_register(data) if "modes" in data else _qubit_register(data)
     params = _values(data.get("params", {}), "params")
     inputs = _values(data.get("inputs", {}), "inputs")
     both = sorted(set(params) & set(inputs))
@@ -240,24 +364,25 @@ def _parse(data: Mapping[str, Any], source: str) -> Problem:
         raise _err(f"inputs.{both[0]}", "defined both as a trainable param and as an input")
     if "terms" not in data:
         raise _err("terms", "missing")
-    terms = _term_list(data["terms"], n, "terms", set(params) | set(inputs))
+    terms = _term_list(data["terms"], reg, "terms", set(params) | set(inputs))
     try:
-        ham = ParametrisedHamiltonian(n, terms, params=[*params, *inputs])
+        ham = reg.hamiltonian(terms, [*params, *inputs])
     except ProblemError as e:  # coefficients beyond the supported range, named by term
         raise _err("terms", e.message) from None
 
-    outputs: dict[str, PauliSum] = {}
+    outputs: dict[str, PauliSum | QuadSum] = {}
     raw_out = data.get("outputs", [])
     if not isinstance(raw_out, list):
         raise _err("outputs", f"expected a list of outputs, got {type(raw_out).__name__}")
     for i, o in enumerate(raw_out):
         w = f"outputs[{i}]"
         o = _table(o, w)
-        _check_keys(o, {"name", "terms", "pauli", "coeff"}, w)
+        reg.check_kind(o, w)
+        _check_keys(o, {"name", "terms", reg.key, "coeff"}, w)
         name = o.get("name", f"y{i}")
         if not isinstance(name, str) or not name.strip() or name in outputs:
             raise _err(f"{w}.name", f"output names must be distinct strings, got {name!r}")
-        outputs[name] = _operator(o, n, w)
+        outputs[name] = _operator(o, reg, w)
     for pname in [*params, *inputs]:
         if pname == COST_NUDGE or any(pname == nudge_param(o) for o in outputs):
             where = f"params.{pname}" if pname in params else f"inputs.{pname}"
@@ -270,8 +395,9 @@ def _parse(data: Mapping[str, Any], source: str) -> Problem:
     cost = None
     loss: Loss | None = None
     if kind == "observable":
-        _check_keys(loss_d, {"kind", "terms", "pauli", "coeff"}, "loss")
-        cost = _operator(loss_d, n, "loss")
+        reg.check_kind(loss_d, "loss")
+        _check_keys(loss_d, {"kind", "terms", reg.key, "coeff"}, "loss")
+        cost = _operator(loss_d, reg, "loss")
         if "cost" in outputs:
             raise _err("outputs", "an output named 'cost' cannot be used with an observable loss")
     else:
@@ -280,6 +406,8 @@ def _parse(data: Mapping[str, Any], source: str) -> Problem:
             raise _err(
                 "loss.kind", f"unknown loss {kind!r}; choose one of {[*LOSSES, 'observable']}"
             )
+        if kind in reg.refused_losses:
+            raise _err("loss.kind", f"{kind}: {reg.refused_losses[kind]}")
         if "target" not in loss_d:
             raise _err("loss.target", f"missing (one value per output, {len(outputs)} here)")
         tgt = loss_d["target"]

@@ -20,10 +20,16 @@ inside the backend functions):
     Ground states of chain-like problems as matrix product states (quimb's DMRG) on a qubit order
     that keeps every term short-ranged, with bond dimension ``bond_dim`` and truncation
     ``cutoff`` (:mod:`qeprop.solvers.dmrg`). Memory ``O(n χ²)``; only when asked for by name.
+``"gaussian"``
+    Ground and Gibbs states of quadratic oscillator Hamiltonians
+    (:class:`~qeprop.modes.ModeHamiltonian`) as a mean and a covariance, exactly
+    (:mod:`qeprop.solvers.gaussian`). Memory ``O(N²)`` for ``N`` modes. The only backend for
+    modes, and never one for qubits.
 ``"auto"``
     Dense up to ``dense_max_dim``, sparse up to :data:`AUTO_SPARSE_MAX_QUBITS`, matrix-free
     beyond, and the next backend that fits when the first choice would not fit in memory
-    (never ``dmrg``: its accuracy depends on ``bond_dim`` and the problem's entanglement).
+    (never ``dmrg``: its accuracy depends on ``bond_dim`` and the problem's entanglement);
+    ``gaussian`` for oscillator modes.
 
 The kind of state is named in the spec:
 
@@ -35,8 +41,8 @@ The kind of state is named in the spec:
     The ``level``-th eigenstate; when a warm start (the free state) is given, the state is
     followed by continuity (largest overlap), as QEP with excited states requires.
 ``"thermal"``
-    Gibbs state ``exp(-H/T)/Z`` at ``temperature`` T (dense backend only: it needs the whole
-    spectrum).
+    Gibbs state ``exp(-H/T)/Z`` at ``temperature`` T (dense backend only for qubits: it needs the
+    whole spectrum; ``gaussian`` for modes).
 
 Every backend estimates its peak memory before allocating (:func:`estimate_memory`) and refuses
 with :class:`~qeprop.errors.ProblemTooLargeError` naming the size and a backend that would fit.
@@ -46,6 +52,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +60,8 @@ from ..checks import MAX_VECTOR_QUBITS
 from ..errors import ProblemError, ProblemTooLargeError
 from ..hamiltonian import ParametrisedHamiltonian
 from ..memory import available_memory, format_bytes
-from ..states import Engine, Equilibrium, MPSEquilibrium, State
+from ..modes import Hamiltonian, ModeHamiltonian
+from ..states import Engine, Equilibrium, GaussianEquilibrium, MPSEquilibrium, State
 
 __all__ = [
     "AUTO_SPARSE_MAX_QUBITS",
@@ -69,7 +77,7 @@ __all__ = [
 ]
 
 _KINDS = ("ground", "eigenstate", "thermal")
-_METHODS = ("auto", "dense", "sparse", "lanczos", "matrix-free", "dmrg")
+_METHODS = ("auto", "dense", "sparse", "lanczos", "matrix-free", "dmrg", "gaussian")
 _ALIASES = {"lanczos": "sparse"}
 _DEGENERACY = ("error", "mixture")
 _SYMMETRY = ("none", "auto")
@@ -113,7 +121,7 @@ class StateSpec:
         Index of the eigenstate counted from the bottom (``kind="eigenstate"``).
     method:
         The backend: ``"auto"``, ``"dense"``, ``"sparse"`` (alias ``"lanczos"``),
-        ``"matrix-free"`` or ``"dmrg"`` (see the module docstring).
+        ``"matrix-free"``, ``"dmrg"`` or ``"gaussian"`` (see the module docstring).
     tol:
         Relative eigenvalue tolerance of the Lanczos solvers (the eigenvector error is about
         ``tol * ||H|| / gap``). A state measured with ``M`` shots needs far less than the default.
@@ -191,10 +199,10 @@ class StateSpec:
                 f"symmetry sectors are used for ground states only, not {self.kind!r} states "
                 "(set symmetry = 'none')"
             )
-        if self.symmetry == "auto" and self.method == "dmrg":
+        if self.symmetry == "auto" and self.method in ("dmrg", "gaussian"):
             raise ProblemError(
-                "symmetry sectors are solved by the exact backends, not dmrg (set symmetry = "
-                "'none')"
+                f"symmetry sectors are solved by the exact backends, not {self.method} (set "
+                "symmetry = 'none')"
             )
         if not _integer(self.bond_dim, 1) or self.bond_dim > _MAX_BOND_DIM:
             raise ProblemError(
@@ -212,10 +220,10 @@ class StateSpec:
                 raise ProblemError(
                     f"a thermal state needs a finite temperature > 0, got {self.temperature!r}"
                 )
-            if self.backend not in ("auto", "dense"):
+            if self.backend not in ("auto", "dense", "gaussian"):
                 raise ProblemError(
-                    f"a thermal state needs the whole spectrum: use method 'dense' or 'auto', "
-                    f"not {self.method!r}"
+                    f"a thermal state needs the whole spectrum: use method 'dense' or 'auto' "
+                    f"('gaussian' for oscillator modes), not {self.method!r}"
                 )
         elif self.temperature is not None:
             raise ProblemError(f"temperature is only used by thermal states, not {self.kind!r}")
@@ -258,12 +266,14 @@ class StateSpec:
         return max(self.degeneracy_tol, _DEGENERACY_FLOOR * float(norm))
 
 
-Solver = Callable[[ParametrisedHamiltonian, np.ndarray, StateSpec, "State | None"], State]
+# the first argument is the Hamiltonian kind the backend solves: a ParametrisedHamiltonian (qubit
+# backends) or a ModeHamiltonian (gaussian); choose_backend never pairs a backend with another kind
+Solver = Callable[[Any, np.ndarray, StateSpec, "State | None"], State]
 Response = Callable[
-    [ParametrisedHamiltonian, np.ndarray, State, np.ndarray, np.ndarray, StateSpec],
+    [Any, np.ndarray, State, np.ndarray, np.ndarray, StateSpec],
     np.ndarray,
 ]
-Memory = Callable[[ParametrisedHamiltonian, StateSpec], float]
+Memory = Callable[[Any, StateSpec], float]
 
 
 @dataclass(frozen=True)
@@ -362,6 +372,34 @@ def _dmrg_memory(ham: ParametrisedHamiltonian, spec: StateSpec) -> float:
     return dmrg.dmrg_memory(ham, spec)
 
 
+def _gaussian_solve(
+    ham: ModeHamiltonian, values: np.ndarray, spec: StateSpec, warm: State | None
+) -> GaussianEquilibrium:
+    from . import gaussian
+
+    return gaussian.solve(ham, values, spec)
+
+
+def _gaussian_response(
+    ham: ModeHamiltonian,
+    values: np.ndarray,
+    state: State,
+    a_coef: np.ndarray,
+    b_coef: np.ndarray,
+    spec: StateSpec,
+) -> np.ndarray:
+    from . import gaussian
+
+    assert isinstance(state, GaussianEquilibrium)
+    return gaussian.response(ham, values, state, a_coef, b_coef, spec)
+
+
+def _gaussian_memory(ham: ModeHamiltonian, spec: StateSpec) -> float:
+    from . import gaussian
+
+    return gaussian.gaussian_memory(ham, spec)
+
+
 def _dense_memory(ham: ParametrisedHamiltonian, spec: StateSpec) -> float:
     from . import exact
 
@@ -394,13 +432,16 @@ BACKENDS: dict[str, Backend] = {
         ("ground", "eigenstate"),
     ),
     "dmrg": Backend("dmrg", _dmrg_solve, _dmrg_response, _dmrg_memory, ("ground",)),
+    "gaussian": Backend(
+        "gaussian", _gaussian_solve, _gaussian_response, _gaussian_memory, ("ground", "thermal")
+    ),
 }
 
 #: the order in which ``auto`` falls back when its first choice does not fit in memory
 _LEANEST_LAST = ("dense", "sparse", "matrix-free")
 
 
-def estimate_memory(ham: ParametrisedHamiltonian, spec: StateSpec, backend: str) -> float:
+def estimate_memory(ham: Hamiltonian, spec: StateSpec, backend: str) -> float:
     """Peak bytes of a solve (plus its linear response) of ``ham`` with ``backend``."""
     return float(BACKENDS[backend].memory(ham, spec))
 
@@ -411,7 +452,7 @@ def _preferred(ham: ParametrisedHamiltonian, spec: StateSpec) -> str:
     return "sparse" if ham.n_qubits <= AUTO_SPARSE_MAX_QUBITS else "matrix-free"
 
 
-def choose_backend(ham: ParametrisedHamiltonian, spec: StateSpec, budget: int | None = None) -> str:
+def choose_backend(ham: Hamiltonian, spec: StateSpec, budget: int | None = None) -> str:
     """The backend that ``spec`` names, or that ``auto`` picks, checked against memory.
 
     Raises :class:`~qeprop.errors.ProblemTooLargeError` (one line: the size needed, the memory
@@ -419,6 +460,8 @@ def choose_backend(ham: ParametrisedHamiltonian, spec: StateSpec, budget: int | 
     """
     limit = available_memory() if budget is None else budget
     name = spec.backend
+    if isinstance(ham, ModeHamiltonian) or name == "gaussian":
+        return _choose_gaussian(ham, spec, limit)
     if name != "dmrg" and ham.n_qubits > MAX_VECTOR_QUBITS:
         raise ProblemTooLargeError(
             f"{ham.n_qubits} qubits are beyond state vectors (at most {MAX_VECTOR_QUBITS} qubits: "
@@ -458,8 +501,38 @@ def choose_backend(ham: ParametrisedHamiltonian, spec: StateSpec, budget: int | 
     )
 
 
+def _choose_gaussian(ham: Hamiltonian, spec: StateSpec, limit: int) -> str:
+    """``"gaussian"`` for an oscillator problem (checked against ``spec`` and memory); a one-line
+    error for a qubit backend named for modes, or the gaussian backend named for qubits."""
+    name = spec.backend
+    if not isinstance(ham, ModeHamiltonian):
+        raise ProblemError(
+            "the gaussian backend solves oscillator networks (modes); this problem has qubits: "
+            "use auto, dense, sparse, matrix-free or dmrg",
+            where="state.method",
+        )
+    if name not in ("auto", "gaussian"):
+        raise ProblemError(
+            f"the {name} backend solves qubit problems; an oscillator network (modes) is solved "
+            "by the gaussian backend (state.method = 'gaussian' or 'auto')",
+            where="state.method",
+        )
+    if spec.kind not in BACKENDS["gaussian"].kinds:
+        raise ProblemError(
+            f"the gaussian backend cannot prepare {spec.kind} states; use ground or thermal",
+            where="state.kind",
+        )
+    need = estimate_memory(ham, spec, "gaussian")
+    if need > limit:
+        raise ProblemTooLargeError(
+            f"{ham.n_modes} modes with the gaussian backend need about {format_bytes(need)}, "
+            f"more than the {format_bytes(limit)} this process can allocate; use fewer modes"
+        )
+    return "gaussian"
+
+
 def solve(
-    hamiltonian: ParametrisedHamiltonian,
+    hamiltonian: Hamiltonian,
     values: np.ndarray,
     spec: StateSpec | None = None,
     guess: State | None = None,
@@ -480,6 +553,12 @@ def solve(
     spec = spec or StateSpec()
     values = hamiltonian.check_values(values)
     if spec.symmetry == "auto":
+        if isinstance(hamiltonian, ModeHamiltonian):
+            raise ProblemError(
+                "symmetry sectors are Pauli symmetries of qubit problems; an oscillator network "
+                "is solved without them (set symmetry = 'none')",
+                where="state.symmetry",
+            )
         from . import sectors
 
         return sectors.solve_ground(
@@ -529,7 +608,7 @@ def engine_for(ham: ParametrisedHamiltonian, state: Equilibrium) -> Engine:
 
 
 def linear_response(
-    hamiltonian: ParametrisedHamiltonian,
+    hamiltonian: Hamiltonian,
     values: np.ndarray,
     state: State,
     a_coef: np.ndarray,
