@@ -282,7 +282,7 @@ class OscillatorNetwork(ExperimentBase):
             "twin_train_loss": float(np.mean(twin_train)) if twin_train else None,
             "zero_point": float(np.mean(fluct)),
             "spring_difference": float(
-                np.linalg.norm(springs - twin_k) / max(np.linalg.norm(twin_k), 1e-300)
+                float(np.linalg.norm(springs - twin_k)) / max(float(np.linalg.norm(twin_k)), 1e-300)
             ),
         }
 
