@@ -138,3 +138,53 @@ def test_cli_json_reports_it(tmp_path, capsys) -> None:
     path.write_text(json.dumps(d))
     assert main(["gradient", str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["contrastive"] is None
+
+
+@pytest.mark.parametrize("temperature", [None, 0.4])
+def test_oscillator_network_value_and_bounds(temperature: float | None) -> None:
+    # H = p²/2 + rᵀKr/2 with a cost observable C = rᵀ Q r (Q ≥ 0): every free energy follows
+    # from the normal-mode frequencies ω = sqrt(eig K) (an independent closed form),
+    # F = Σ ħω/2 + T ln(1 - exp(-ħω/T))
+    from qeprop import QEPSystem
+    from qeprop.modes import ModeHamiltonian
+    from qeprop.quadratures import QuadSum
+
+    rng = np.random.default_rng(4)
+    n, hbar = 5, 0.7
+    a = rng.standard_normal((n, n))
+    k_fixed = a @ a.T + n * np.eye(n)
+    q = rng.standard_normal((n, n))
+    q = q @ q.T / n
+    terms = [(0.5, f"p{i} p{i}") for i in range(n)]
+    for i in range(n):
+        for j in range(i, n):
+            c = 0.5 * k_fixed[i, i] if i == j else k_fixed[i, j]
+            terms.append((c, f"r{i} r{j}"))
+    terms += [(1.0, f"r{i} r{i}", "w") for i in range(2)]  # a trainable pinning spring
+    ham = ModeHamiltonian(n, terms, params=["w"], hbar=hbar)
+    cost = QuadSum.from_terms(
+        [(q[i, i] if i == j else 2 * q[i, j], f"r{i} r{j}") for i in range(n) for j in range(i, n)]
+    )
+    system = QEPSystem(ham, {}, trainable=["w"], cost=cost)
+    w = 0.3
+    k0 = k_fixed + np.diag([2 * w, 2 * w] + [0.0] * (n - 2))
+
+    def free(kmat: np.ndarray) -> float:
+        om = np.sqrt(np.linalg.eigvalsh(kmat))
+        e = float(np.sum(hbar * om / 2))
+        if temperature is None:
+            return e
+        return e + temperature * float(np.sum(np.log1p(-np.exp(-hbar * om / temperature))))
+
+    kind = "ground" if temperature is None else "thermal"
+    state = StateSpec(kind=kind, temperature=temperature)
+    beta = 0.1
+    for variant, sign in (("positive", 1), ("negative", -1)):
+        rec = estimate_gradient(
+            system, {"w": w}, None, estimator="cost_observable", variant=variant, nudge=beta,
+            state=state,
+        )  # fmt: skip
+        ref = (free(k0 + 2 * sign * beta * q) - free(k0)) / (sign * beta)
+        # both are closed forms of the same eigenvalues: rounding only
+        np.testing.assert_allclose(rec.contrastive, ref, rtol=1e-10)
+        assert (rec.contrastive - rec.loss) * sign < 0
