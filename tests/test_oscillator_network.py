@@ -69,7 +69,7 @@ def test_classical_ep_converges_at_its_order(case) -> None:
 
 def test_classical_nudge_without_a_minimum_is_refused(case) -> None:
     # a strongly negative nudge of the quartic cost makes E + βC lose its local minimum
-    net, twin, k, f, t = case
+    _, twin, k, f, t = case
     with pytest.raises(ConvergenceError, match="no minimum near the free state"):
         twin.equilibrium(k, f, -50.0, t)
 
