@@ -1,10 +1,12 @@
 """Summarise a phase-recognition study into docs/results/phase-recognition.md.
 
-Reads the run directories written by studies/phase_recognition.sh (summary.json, config.toml,
-metrics.jsonl, provenance.json), writes the table of final accuracies per variant, and copies
-the small per-run files (no arrays) next to the document so that the table can be checked.
+Reads the sweep directory written by `qeprop sweep examples/sweeps/phase-recognition.toml --out
+runs/phase-recognition` (its run directories SWEEP_DIR/runs/VARIANT,seed=N: summary.json,
+config.toml, metrics.jsonl, provenance.json), writes the table of final accuracies per variant,
+and copies the small per-run files (no arrays) next to the document (as VARIANT-sN) so that the
+table can be checked.
 
-Usage: .venv/bin/python studies/summarize_phase_recognition.py [RUNS_DIR] [DOC]
+Usage: .venv/bin/python studies/summarize_phase_recognition.py [SWEEP_DIR] [DOC]
 """
 
 from __future__ import annotations
@@ -51,14 +53,14 @@ def main(runs: Path, doc: Path) -> None:
     keep = doc.with_suffix("")
     keep.mkdir(parents=True, exist_ok=True)
     for variant, (title, total, mc_target, ss_target) in TARGETS.items():
-        dirs = sorted(p for p in runs.glob(f"{variant}-s*") if p.is_dir())
+        dirs = sorted(p for p in (runs / "runs").glob(f"{variant},seed=*") if p.is_dir())
         done = [p for p in dirs if (p / "summary.json").exists()]
         done_by_variant[variant] = done
         finals = [json.loads((p / "summary.json").read_text())["final"] for p in done]
         mc = [f["max_choice_accuracy"] for f in finals]
         ss = [f["single_shot_accuracy"] for f in finals]
         for p in done:
-            dest = keep / p.name
+            dest = keep / p.name.replace(",seed=", "-s")
             dest.mkdir(exist_ok=True)
             for name in ("summary.json", "config.toml", "metrics.jsonl", "provenance.json"):
                 shutil.copy2(p / name, dest / name)
@@ -67,10 +69,13 @@ def main(runs: Path, doc: Path) -> None:
     lines = [
         "# Phase recognition (Wanjura & Marquardt, Fig. 2): study results",
         "",
-        "Reproduce with `studies/phase_recognition.sh runs/phase-recognition 2` (runs go side by",
-        "side, one per core), then `.venv/bin/python studies/summarize_phase_recognition.py`.",
-        "Figures: `.venv/bin/qeprop plot runs/phase-recognition/default-s* --out plots/default`",
-        "and `.venv/bin/qeprop plot runs/phase-recognition/*-s0 --out plots/variants`.",
+        "Reproduce with `.venv/bin/qeprop sweep examples/sweeps/phase-recognition.toml --out",
+        "runs/phase-recognition` (25 runs on a local Dask cluster, one per core; `--scheduler`",
+        "for a cluster, see docs/sweeps.md), then",
+        "`.venv/bin/python studies/summarize_phase_recognition.py runs/phase-recognition`.",
+        "Figures: `.venv/bin/qeprop plot runs/phase-recognition` (accuracy curves and histograms",
+        "by variant), and a run's phase map with",
+        "`.venv/bin/qeprop plot 'runs/phase-recognition/runs/default,seed=1'`.",
         "",
         "Settings (the defaults of `qeprop run phase-recognition`, as in the paper's code): 8-site",
         "periodic cluster-Ising chain, 2-qubit sensor on sites 0 and 1, centred nudging β = 0.4,",

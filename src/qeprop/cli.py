@@ -5,11 +5,13 @@
 ``qeprop run EXPERIMENT --help`` (the experiment's configuration keys, types, defaults, meanings)
 ``qeprop run --resume DIR [--force-version] [--no-progress]``
 ``qeprop plot DIR... [--out PLOTDIR] [--cache DIR] [--no-background]``
+``qeprop sweep SWEEP.toml --out DIR [--workers N | --scheduler ADDR] [--dry-run] [--no-progress]``
 ``qeprop map [RUN_DIR] [--set KEY=VALUE ...] [--cache DIR] [--plot FILE] [--no-progress]``
 
 Errors in the input (and failed file operations, such as a full disk) are reported in one line
 naming their place, with exit status 2. An interrupted run (Ctrl-C, ``SIGTERM``) is checkpointed
 and exits with status 130; Ctrl-C at any other moment exits with status 130 too, in one line.
+A sweep in which some run failed exits with status 1.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from .gradients import GradientRecord
     from .maps import MapSpec
 
+EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
@@ -123,7 +126,8 @@ def _parser() -> argparse.ArgumentParser:
         help="plot saved run directories",
         description="Draw the figures of one or more run directories (from their saved files).",
     )
-    pl.add_argument("dirs", nargs="+", metavar="DIR", help="run directories")
+    pl.add_argument("dirs", nargs="+", metavar="DIR",
+                    help="run directories, or one sweep directory (qeprop sweep)")  # fmt: skip
     pl.add_argument(
         "--out",
         metavar="PLOTDIR",
@@ -135,6 +139,37 @@ def _parser() -> argparse.ArgumentParser:
         "--no-background",
         action="store_true",
         help="draw trajectories without the phase-diagram map (never computes one)",
+    )
+
+    sw = sub.add_parser(
+        "sweep",
+        help="run an experiment over a grid of settings (a sweep file), on Dask",
+        description="Run every point of a sweep file (an experiment, a base configuration and the "
+        "settings to vary: grids and zipped lists) as its own run directory DIR/runs/NAME, on a "
+        "local Dask cluster or an existing one. DIR/results.csv gets one row per run (varied "
+        "values, status, error, final metrics). Starting the same command again skips finished "
+        "runs and resumes started ones. Exit status: 0 all runs done, 1 some run failed, "
+        "2 an error in the input, 130 interrupted. See docs/sweeps.md.",
+        epilog="examples: qeprop sweep examples/sweeps/smoke.toml --out runs/smoke --workers 2;  "
+        "qeprop sweep examples/sweeps/phase-recognition.toml --out runs/phase-recognition "
+        "--scheduler tcp://head-node:8786;  qeprop plot runs/smoke",
+    )
+    sw.add_argument("file", metavar="SWEEP.toml", help="sweep file")
+    sw.add_argument("--out", metavar="DIR",
+                    help="sweep directory (new, or one this sweep file started)")  # fmt: skip
+    where = sw.add_mutually_exclusive_group()
+    where.add_argument("--workers", metavar="N", type=int,
+                       help="worker processes of the local cluster (default: one per core, at "
+                       "most one per run; one thread each)")  # fmt: skip
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run on an existing Dask cluster, e.g. tcp://head-node:8786 (its "
+                       "workers must see DIR at the same path)")  # fmt: skip
+    sw.add_argument("--dry-run", action="store_true",
+                    help="check the sweep file and list its runs; run nothing")  # fmt: skip
+    sw.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no live progress bar (a line per finished run is still printed)",
     )
 
     m = sub.add_parser(
@@ -474,6 +509,32 @@ def _map(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace, argv: Sequence[str] | None, out: TextIO) -> int:
+    from .sweeps import SweepInterrupted, describe_points, format_outcome, load_sweep, run_sweep
+
+    sweep = load_sweep(args.file)
+    if args.dry_run:
+        out.write(describe_points(sweep))
+        return 0
+    if args.out is None:
+        raise QEPError("give the sweep directory with --out DIR", where="--out")
+    command_line = sys.argv if argv is None else ["qeprop", *argv]
+    try:
+        outcome = run_sweep(
+            sweep,
+            args.out,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            progress=not args.no_progress,
+            command_line=command_line,
+        )
+    except SweepInterrupted as e:
+        sys.stderr.write(f"qeprop: {e}\n")
+        return EXIT_INTERRUPTED
+    out.write(format_outcome(outcome, sweep))
+    return EXIT_FAILED if outcome.failed else 0
+
+
 def _plot(args: argparse.Namespace, out: TextIO) -> int:
     from .plotting import UNSUPERVISED, plot_runs
     from .runs import CONFIG, load_config
@@ -484,6 +545,8 @@ def _plot(args: argparse.Namespace, out: TextIO) -> int:
             raise QEPError(
                 "not a directory" if d.exists() else "no such run directory", where=str(d)
             )
+    if any((d / "sweep.json").is_file() for d in dirs):
+        return _plot_sweep(args, dirs, out)
     if args.out is not None:
         plot_dir = Path(args.out)
         _check_dir_path(plot_dir, "--out")
@@ -499,6 +562,19 @@ def _plot(args: argparse.Namespace, out: TextIO) -> int:
             if name in UNSUPERVISED and name not in backgrounds:
                 backgrounds[str(name)] = _get_map(_run_map_spec(d), args.cache, True)[0]
     for path in plot_runs(dirs, plot_dir, backgrounds):
+        out.write(f"{path}\n")
+    return 0
+
+
+def _plot_sweep(args: argparse.Namespace, dirs: list[Path], out: TextIO) -> int:
+    """``qeprop plot DIR`` of a sweep directory: the sweep's statistics (see sweep_plots)."""
+    from .sweep_plots import plot_sweep
+
+    if len(dirs) != 1:
+        raise QEPError("plot one sweep directory at a time", where=str(dirs[1]))
+    plot_dir = Path(args.out) if args.out is not None else dirs[0] / "plots"
+    _check_dir_path(plot_dir, "--out" if args.out is not None else "plot directory")
+    for path in plot_sweep(dirs[0], plot_dir):
         out.write(f"{path}\n")
     return 0
 
@@ -561,6 +637,8 @@ def _main(argv: Sequence[str] | None) -> int:
                 return _plot(args, sys.stdout)
             if args.command == "map":
                 return _map(args, sys.stdout)
+            if args.command == "sweep":
+                return _sweep(args, argv, sys.stdout)
         except QEPError as e:
             sys.stderr.write(f"qeprop: error: {_one_line(str(e))}\n")
             return EXIT_USAGE

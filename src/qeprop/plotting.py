@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -137,6 +137,10 @@ def _group_by_label(run_dirs: Sequence[Path]) -> dict[str, list[Path]]:
     return groups
 
 
+def _given_groups(variants: Mapping[str, Sequence[str | Path]]) -> dict[str, list[Path]]:
+    return {str(k): [Path(d) for d in v] for k, v in variants.items() if v}
+
+
 # ------------------------------------------------------------------------------------ drawing
 @contextmanager
 def _style() -> Iterator[None]:
@@ -198,19 +202,24 @@ ACCURACY_PANELS = (
 )
 
 
-def plot_accuracy_curves(run_dirs: Sequence[str | Path], path: str | Path) -> Path:
+def plot_accuracy_curves(
+    run_dirs: Sequence[str | Path],
+    path: str | Path,
+    variants: Mapping[str, Sequence[str | Path]] | None = None,
+) -> Path:
     """Test accuracy vs training step (Fig. 2c): max-choice and single-shot panels.
 
     Each run is a thin line, the mean over the runs of a variant (label) a bold line, and with at
     least 3 runs the 50 % and 80 % quantile bands across runs are shaded. Runs with different
     evaluation steps are interpolated onto the steps of the longest run (up to the shortest
-    run's last step). The dashed line is chance level, 1/3. Returns ``path``.
+    run's last step). The dashed line is chance level, 1/3. ``variants`` (name -> run
+    directories, e.g. the variants of a sweep) replaces the grouping by label. Returns ``path``.
     """
     dirs = [Path(d) for d in run_dirs]
     if not dirs:
         raise QEPError("no run directories to plot")
     keys = [k for k, _ in ACCURACY_PANELS]
-    groups = _group_by_label(dirs)
+    groups = _group_by_label(dirs) if variants is None else _given_groups(variants)
     series = {d: _metric_series(d, keys) for d in dirs}
     with _style():
         fig = _figure(figsize=(12, 4.6))
@@ -361,17 +370,21 @@ def _final_accuracy(run_dir: Path) -> float:
     raise QEPError('no "final": {"max_choice_accuracy": ...}', where=str(run_dir / SUMMARY))
 
 
-def plot_accuracy_histograms(run_dirs: Sequence[str | Path], path: str | Path) -> Path:
+def plot_accuracy_histograms(
+    run_dirs: Sequence[str | Path],
+    path: str | Path,
+    variants: Mapping[str, Sequence[str | Path]] | None = None,
+) -> Path:
     """Histograms of the final max-choice accuracy, one panel per variant (Fig. 2g).
 
     The variant is ``summary["final"]["label"]`` (falling back to the configured label, then to
-    ``couplings/training_region``); the dashed line marks each variant's median. Returns
-    ``path``.
+    ``couplings/training_region``), or given as ``variants`` (name -> run directories); the
+    dashed line marks each variant's median. Returns ``path``.
     """
     dirs = [Path(d) for d in run_dirs]
     if not dirs:
         raise QEPError("no run directories to plot")
-    groups = _group_by_label(dirs)
+    groups = _group_by_label(dirs) if variants is None else _given_groups(variants)
     acc = {label: np.array([_final_accuracy(d) for d in members]) for label, members in
            groups.items()}  # fmt: skip
     values = np.concatenate(list(acc.values()))

@@ -91,6 +91,7 @@ except ImportError:  # pragma: no cover
 
 __all__ = [
     "CHECKPOINT_EVERY",
+    "RunInUse",
     "RunInterrupted",
     "dump_toml",
     "load_checkpoint",
@@ -139,6 +140,10 @@ class RunInterrupted(KeyboardInterrupt):
             f"interrupted at step {step}; continue with: "
             f"qeprop run --resume {shlex.quote(str(run_dir))}"
         )
+
+
+class RunInUse(QEPError):
+    """The run directory is locked by another live process (which holds its ``flock``)."""
 
 
 class _Terminated(KeyboardInterrupt):
@@ -708,7 +713,7 @@ class _Lock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                raise QEPError(
+                raise RunInUse(
                     f"in use by {_lock_holder(run_dir)}, which is writing this run; wait until it "
                     "has finished (or stop it) and try again",
                     where=str(run_dir),
