@@ -46,6 +46,10 @@ Larger systems:
 * ``scaling``: time and peak memory of one centred gradient of the chain-sensor problem
   (:mod:`chain_sensor_problem`) against qubit count, per solver backend, each in its own
   ``qeprop gradient`` process (``--max-qubits``, ``--max-seconds``).
+* ``dmrg``: one centred gradient of the sensor in the middle of an open chain
+  (:mod:`dmrg_sensor_problem`) on the ``dmrg`` backend against chain length 16-256
+  (``--dmrg-sizes``), with the exact ``matrix-free`` gradient as the baseline where it fits and
+  warm- vs cold-started nudged solves; a plot ``dmrg.png``.
 
 Slow workloads (naive baseline, finite differences) warm up on one sample instead of the batch.
 """
@@ -78,7 +82,7 @@ from common import (  # noqa: E402
 )
 
 # The order of the sections in RESULTS.md (and of a full run); other modules follow by name.
-ORDER = ("gradient", "finite_difference", "warmstart", "solvers", "training", "scaling")
+ORDER = ("gradient", "finite_difference", "warmstart", "solvers", "training", "scaling", "dmrg")
 QUICK_RESULTS = Path(tempfile.gettempdir()) / "qeprop-bench-quick" / "RESULTS.md"
 
 HEADER = """# qeprop benchmark results

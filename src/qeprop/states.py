@@ -190,9 +190,13 @@ class MPSEquilibrium:
     energy : float
         ``⟨ψ|H|ψ⟩`` (identity terms included).
     gap : float
-        Energy of the lowest state orthogonal to ``ψ`` minus ``energy``, measured by a second,
-        penalised DMRG solve on free states (at most the penalty weight: a lower bound beyond it);
-        nudged states carry their free state's gap. ``inf`` for a single qubit.
+        Estimate of ``E_1 - E_0`` on cold solves: the difference of the two lowest Ritz values
+        of state-averaged DMRG sweeps that keep both states in one basis at bond dimension
+        ``min(bond_dim, 16)``. Each Ritz value is an upper bound of its level and truncation
+        errors largely cancel in the difference, so the estimate is an upper bound of the gap up
+        to the ground state's truncation error at that bond dimension (measured: within 1 % for
+        a bulk excitation, about 10 % high for nearly degenerate edge modes); at most ``Σ|c_s|``.
+        Warm-started states (nudged ones) carry the gap of their start.
     variance : float
         ``⟨H²⟩ - ⟨H⟩²``: the accuracy of the state (zero for an exact eigenstate; the energy error
         is about ``variance / gap`` and a state error about ``sqrt(variance) / gap``).

@@ -17,8 +17,8 @@ inside the backend functions):
     Lanczos with a compiled Pauli-sum product that stores no matrix: memory a few vectors,
     ``O(2^n)``; optional threads (``StateSpec.threads``).
 ``"dmrg"``
-    Ground states of chain-like problems as matrix product states (quimb's DMRG) on a qubit order
-    that keeps every term short-ranged, with bond dimension ``bond_dim`` and truncation
+    Ground states of chain-like problems as matrix product states (DMRG sweeps in numpy) on a
+    qubit order that keeps every term short-ranged, with bond dimension ``bond_dim`` and truncation
     ``cutoff`` (:mod:`qeprop.solvers.dmrg`). Memory ``O(n χ²)``; only when asked for by name.
 ``"gaussian"``
     Ground and Gibbs states of quadratic oscillator Hamiltonians

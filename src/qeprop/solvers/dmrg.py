@@ -1,32 +1,46 @@
 """Ground states of chain-like problems as matrix product states: the ``dmrg`` backend.
 
 The Hamiltonian's Pauli terms (the same term list as every other rendering) become a matrix
-product operator (quimb's ``SparseOperatorBuilder``) on an ordering of the qubits chosen so that
-every term stays short-ranged (:func:`site_order`); quimb's DMRG finds the ground state:
+product operator on an ordering of the qubits chosen so that every term stays short-ranged
+(:func:`site_order`). The MPO's structure is built once per Hamiltonian, site order and set of
+nonzero strings (:func:`mpo_template`); a new parameter vector (a nudge, a training step) only
+refills the coefficients. DMRG sweeps (:mod:`qeprop.solvers._dmrg_sweeps`, plain numpy) find the
+ground state:
 
-* a cold solve runs two-site DMRG (bond dimension ramped up to ``StateSpec.bond_dim``, singular
-  values below the relative ``StateSpec.cutoff`` discarded) until the energy changes by less than
-  ``tol · max(1, ||H||)`` between sweeps, then one-site sweeps at the bond dimensions reached;
-* a nudged solve (``warm`` = the free state) runs one-site sweeps from the free MPS, keeping its
-  bond dimensions: a few cheap sweeps instead of a cold solve, and the same truncation in both
-  states (their difference is what QEP measures);
-* a free solve also looks for a second state orthogonal to the first (two-site DMRG on
-  ``H + w |ψ0⟩⟨ψ0|`` with ``w = max(1, Σ|c_s|)`` above any local excitation); its energy gives
-  the gap ``δ = min(E_1 - E_0, w)``, and a gap below the
-  degeneracy threshold (``StateSpec.degeneracy_threshold``) raises
-  :class:`~qeprop.errors.DegeneracyError` whatever ``degeneracy`` says: the equal-weight mixture
-  over the manifold that the exact backends offer is not available on this backend.
+* a **cold solve** starts from a seeded random MPS and runs state-averaged two-site sweeps for
+  the two lowest states in one basis at bond dimension ``min(bond_dim, 16)``: their Ritz values
+  give the gap (see below). It then drops the second state and runs two-site sweeps at
+  ``bond_dim`` (singular values below the relative ``StateSpec.cutoff`` discarded) while the
+  bond dimensions grow, then one-site sweeps within the bond dimensions reached until the energy
+  changes by less than ``max(tol, 10 cutoff) · max(1, ||H||)`` between half-sweeps;
+* a **warm solve** (``warm`` = a nearby state of the same order: the free state of a nudged
+  solve, or the previous step's free state) runs one-site sweeps from that MPS within its bond
+  dimensions, starting at the site whose local tensor is furthest from a local ground state (for
+  a nudged solve: at the nudged outputs), to the same energy tolerance and to local residuals
+  ``1e-5`` times the largest one of the start state (a small nudge is resolved relative to
+  itself); two-site sweeps only if that does not converge. Free and nudged states then share
+  their truncation: their difference is what QEP measures.
+
+**Gap and degeneracy.** The state-averaged sweeps keep the two lowest states in one shared basis;
+the difference of the two lowest Ritz values of the last local problem is the gap estimate
+``δ`` (:attr:`~qeprop.states.MPSEquilibrium.gap`). Both Ritz values are upper bounds of their
+levels; truncation errors largely cancel in the difference for states that differ only locally
+(edge modes, symmetry-broken partners), and ``δ`` is an upper bound of the true gap up to the
+ground state's truncation error at that bond dimension (tested against free fermions: within
+1 % when the first excitation is a bulk one, about 10 % above for the edge modes of the cluster
+phase). A gap at or below the degeneracy threshold (``StateSpec.degeneracy_threshold``) is
+confirmed by state-averaged sweeps at ``bond_dim`` and then raises
+:class:`~qeprop.errors.DegeneracyError` whatever ``degeneracy`` says: the equal-weight mixture
+over the manifold that the exact backends offer is not available on this backend. Starting the
+two states together from the random MPS (rather than adding a partner to a converged ground
+state) keeps both sectors of a symmetry-broken pair in the basis. Warm-started records carry the
+gap of their start.
 
 Expectation values of all Pauli strings come from the right-canonical MPS with shared left
 environments (:func:`mps_string_expectations`); the record's accuracy is the energy variance
-``⟨H²⟩ - ⟨H⟩²`` (:attr:`~qeprop.states.MPSEquilibrium.variance`).
-
-quimb's DMRG returns the complex conjugate of the ground state of the MPO it is given (it solves
-with ``Hᵀ``); the MPO is therefore built from ``H* = Σ_s (-1)^{n_Y(s)} c_s P_s``, so that the MPS is
-the ground state of ``H`` itself and strings with an odd number of ``Y`` come out with the right
-sign.
-
-quimb is imported only inside the solver: ``import qeprop`` does not load it.
+``⟨H²⟩ - ⟨H⟩²`` (:attr:`~qeprop.states.MPSEquilibrium.variance`). Local products, environments
+and measurements run with single-threaded BLAS (``StateSpec.blas_threads``): they are many small
+matrix products.
 """
 
 from __future__ import annotations
@@ -35,6 +49,7 @@ import contextlib
 import itertools
 import weakref
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -44,6 +59,7 @@ from ..hamiltonian import ParametrisedHamiltonian
 from ..pauli import PauliString
 from ..states import MPSEquilibrium, State
 from . import StateSpec
+from ._dmrg_sweeps import MPOTemplate, Sweeper, left_env
 
 __all__ = [
     "MAX_TERM_DISTANCE",
@@ -57,16 +73,42 @@ __all__ = [
 
 #: largest distance (in MPS sites) between the first and last qubit of a term in the chosen order
 MAX_TERM_DISTANCE = 8
-#: sweep budget of a cold two-site solve (each sweep is one direction), one-site polish, warm solve
-_COLD_SWEEPS = 40
-_POLISH_SWEEPS = 4
+#: sweep budget (half-sweeps, each one direction) of a cold solve and of a warm one-site solve
+_COLD_SWEEPS = 60
 _WARM_SWEEPS = 12
+#: largest bond dimension of the state-averaged sweeps (two lowest states, for the gap), their
+#: budget of half-sweeps, and the relative change of the gap estimate per pair of half-sweeps
+#: that ends them
+_GAP_CHI = 16
+_GAP_SWEEPS = 6
+_GAP_RTOL = 0.1
+#: energy change per half-sweep (times ``max(1, ||H||)``) and relative growth of the summed bond
+#: dimensions below which the two-site sweeps at ``bond_dim`` hand over to one-site sweeps
+_STAGE_TOL = 1e-7
+_GROWTH = 0.01
+#: Lanczos products per local update of the two-site sweeps, and the residual (times
+#: ``sqrt(energy tolerance)``) that stops them earlier
+_LOCAL_ITER = 12
+_LOCAL_TOL = 1e-2
+#: the same for one-site sweeps of warm solves and at the end of a cold solve (the precision of
+#: the states whose differences QEP measures), and the residual relative to the largest local
+#: residual of a warm start. The end of a cold solve gets more products per update: a nearly
+#: degenerate pair of edge modes (the cluster phase with a sensor at 128 sites, gap 3e-4) is
+#: resolved by long local Krylov runs, not by more sweeps (40 products: 16 half-sweeps instead
+#: of 28, 15 s instead of 26 s per gradient)
+_WARM_ITER = 20
+_POLISH_ITER = 40
+_WARM_TOL = 1e-3
+_WARM_REL = 1e-5
 #: seed of the random initial MPS of cold solves (solves are deterministic)
 _INIT_SEED = 20240607
 
 _ORDERS: weakref.WeakKeyDictionary[ParametrisedHamiltonian, tuple[int, ...]] = (
     weakref.WeakKeyDictionary()
 )
+_TEMPLATES: weakref.WeakKeyDictionary[
+    ParametrisedHamiltonian, dict[tuple[tuple[int, ...], bytes], MPOTemplate]
+] = weakref.WeakKeyDictionary()
 
 
 # ---------------------------------------------------------------------------- site order
@@ -170,15 +212,18 @@ def _max_crossing(ham: ParametrisedHamiltonian, order: Sequence[int]) -> int:
 
 
 def dmrg_memory(ham: ParametrisedHamiltonian, spec: StateSpec) -> float:
-    """Peak bytes of a DMRG solve: MPS copies, MPO environments, local eigensolver vectors."""
+    """Peak bytes of a DMRG solve: the MPS of the sweeps, of the record and of its warm start,
+    left and right MPO environments, the Krylov vectors of a two-site update (two states at
+    once) and the environment of the squared MPO (the energy variance)."""
     n, chi = ham.n_qubits, spec.bond_dim
     order = site_order(ham)
     d_mpo = 2 + _max_crossing(ham, order)
     site = chi * chi * 2 * 16.0
-    mps = 8 * n * site  # ket, bra, free state kept, second state, copies
-    envs = 3 * n * chi * chi * d_mpo * 16.0 + n * chi * chi * d_mpo * d_mpo * 16.0
-    local = 40 * 2 * site + (4 * chi * chi) ** 2 * 16.0 * (chi <= 14)
-    return mps + envs + local
+    mps = 6 * n * site
+    envs = 2 * n * chi * chi * d_mpo * 16.0
+    local = 2 * (_WARM_ITER + 4) * 2 * site + 3 * (2 * chi) ** 2 * 16.0
+    squared = 3 * chi * chi * d_mpo * d_mpo * 16.0
+    return mps + envs + local + squared
 
 
 # ---------------------------------------------------------------------------- MPS algebra
@@ -238,6 +283,11 @@ def mps_string_expectations(state: MPSEquilibrium, strings: Sequence[PauliString
     string costs one transfer ``O(χ³)`` per site of its span. Strings that start at the same
     site share the transfers of their common prefix.
     """
+    with _blas(1):
+        return _string_expectations(state, strings)
+
+
+def _string_expectations(state: MPSEquilibrium, strings: Sequence[PauliString]) -> np.ndarray:
     pos = _positions(state.order)
     tensors, envs = state.tensors, state.envs
     out = np.empty(len(strings))
@@ -272,109 +322,19 @@ def mps_string_expectations(state: MPSEquilibrium, strings: Sequence[PauliString
     return out
 
 
-def _mpo_arrays(mpo: Any) -> list[np.ndarray]:
-    """quimb MPO tensors as ``(w, w', out, in)`` arrays (bond dimension 1 at both ends)."""
-    arrays = []
-    n = mpo.L
-    for k in range(n):
-        t = mpo[k]
-        inds = []
-        if k > 0:
-            inds.append(mpo.bond(k - 1, k))
-        if k < n - 1:
-            inds.append(mpo.bond(k, k + 1))
-        a = t.transpose(*inds, mpo.lower_ind(k), mpo.upper_ind(k)).data
-        if k == 0:
-            a = a[None]
-        if k == n - 1:
-            a = a[:, None] if n > 1 else a[None]
-        arrays.append(np.asarray(a))
-    return arrays
-
-
 def _h2(tensors: Sequence[np.ndarray], w: Sequence[np.ndarray]) -> float:
-    """``⟨ψ| M M† |ψ⟩`` for an MPO ``M`` given as ``(w, w', out, in)`` arrays."""
-    env = np.ones((1, 1, 1, 1), dtype=complex)  # (ket, w_a, w_b, bra)
-    for b, m in zip(tensors, w, strict=True):
-        x = np.tensordot(env, b, axes=([0], [0]))  # (wa, wb, bra, s, r)
-        x = np.tensordot(x, m, axes=([0, 3], [0, 3]))  # (wb, bra, r, wa', o)
-        x = np.tensordot(x, m.conj(), axes=([0, 4], [0, 2]))  # (bra, r, wa', wb', i)
-        env = np.tensordot(x, b.conj(), axes=([0, 4], [0, 1]))  # (r, wa', wb', bra')
+    """``⟨ψ|H²|ψ⟩`` for a normalised MPS and an MPO ``W_k[w, w', out, in]`` of ``H``: the
+    environment sweep of :func:`~qeprop.solvers._dmrg_sweeps.left_env` with the squared MPO
+    (bond dimension ``D²``)."""
+    env = np.ones((1, 1, 1), dtype=np.result_type(tensors[0], w[0], np.complex128))
+    for a, m in zip(tensors, w, strict=True):
+        dl, dr = m.shape[:2]
+        m2 = np.einsum("abut,cdts->acbdus", m, m).reshape(dl * dl, dr * dr, 2, 2)
+        env = left_env(env, a, m2)
     return float(env.reshape(-1)[0].real)
 
 
-# ---------------------------------------------------------------------------- quimb glue
-def _build_mpo(ham: ParametrisedHamiltonian, values: np.ndarray, order: Sequence[int]) -> Any:
-    """The MPO of ``H*`` (see the module notes) on the MPS sites, and the identity part of ``H``."""
-    from quimb.operator import HilbertSpace, SparseOperatorBuilder
-
-    pos = _positions(order)
-    coef = ham.string_coefficients(values)
-    builder = SparseOperatorBuilder(hilbert_space=HilbertSpace(ham.n_qubits), atol=0.0)
-    offset = 0.0
-    for p, c in zip(ham.strings, coef, strict=True):
-        if c == 0:
-            continue
-        if p.is_identity():
-            offset += float(c)
-            continue
-        sign = -1.0 if p.n_y % 2 else 1.0
-        builder.add_term(
-            sign * float(c), *[(a.lower(), int(pos[q])) for q, a in p.letters().items()]
-        )
-    if not builder.terms_raw:
-        builder.add_term(0.0, ("z", 0))  # an all-identity H: a zero MPO
-    return builder.build_mpo(), offset
-
-
-def _site_arrays(mps: Any) -> list[np.ndarray]:
-    """quimb MPS tensors as ``(l, s, r)`` arrays (bond dimension 1 at both ends)."""
-    n = mps.L
-    out = []
-    for k in range(n):
-        inds = []
-        if k > 0:
-            inds.append(mps.bond(k - 1, k))
-        inds.append(mps.site_ind(k))
-        if k < n - 1:
-            inds.append(mps.bond(k, k + 1))
-        a = np.asarray(mps[k].transpose(*inds).data)
-        if k == 0:
-            a = a[None]
-        if k == n - 1:
-            a = a[..., None]
-        out.append(a)
-    return out
-
-
-def _to_quimb(tensors: Sequence[np.ndarray], dtype: Any) -> Any:
-    import quimb.tensor as qtn
-
-    n = len(tensors)
-    arrays = []
-    for k, t in enumerate(tensors):
-        a = np.asarray(t, dtype=dtype)
-        if k == 0:
-            a = a[0]
-        if k == n - 1:
-            a = a[..., 0]
-        arrays.append(a)
-    return qtn.MatrixProductState(arrays, shape="lpr")
-
-
-def _random_mps(n: int, chi: int, dtype: Any) -> Any:
-    rng = np.random.default_rng(_INIT_SEED)
-    dims = [min(chi, 2 ** min(k, n - k)) for k in range(n + 1)]
-    tensors = []
-    for k in range(n):
-        a = rng.standard_normal((dims[k], 2, dims[k + 1]))
-        if np.dtype(dtype).kind == "c":
-            a = a + 1j * rng.standard_normal(a.shape)
-        tensors.append(a)
-    ts, _ = right_canonical(tensors)
-    return _to_quimb(ts, dtype)
-
-
+# ---------------------------------------------------------------------------- the backend
 @contextlib.contextmanager
 def _blas(n: int | None) -> Iterator[None]:
     """DMRG's many small matrix products are much slower with several BLAS threads."""
@@ -387,78 +347,160 @@ def _blas(n: int | None) -> Iterator[None]:
         yield
 
 
-def _penalised_class() -> Any:
-    """Two-site DMRG on ``H + w |φ⟩⟨φ|``: the lowest state orthogonal to ``φ`` when ``w`` exceeds
-    the gap. The overlap environments of ``⟨φ|ψ⟩`` move with the sweep like those of ``H``."""
-    import quimb.tensor as qtn
-    from quimb.tensor.tn1d.dmrg import MovingEnvironment
-    from scipy.sparse.linalg import LinearOperator
-
-    class Penalised(qtn.DMRG2):
-        def __init__(self, ham: Any, avoid: Any, weight: float, **kw: Any) -> None:
-            super().__init__(ham, **kw)
-            bra = avoid.conj()
-            bra.mangle_inner_()
-            bra.add_tag("_AVOID")
-            self._avoid = bra
-            self._weight = weight
-            self.TN_overlap = self._k | bra
-            self._ov: Any = None
-
-        def sweep(self, direction: str, canonize: bool = True, **opts: Any) -> Any:
-            self._ov = None
-            self._ov_begin = "left" if direction == "R" else "right"
-            return super().sweep(direction, canonize=canonize, **opts)
-
-        def _update_local_state(self, i: int, **opts: Any) -> Any:
-            if self._ov is None:
-                self._ov = MovingEnvironment(self.TN_overlap, begin=self._ov_begin, bsz=2)
-            self._ov.move_to(i)
-            return super()._update_local_state(i, **opts)
-
-        def form_local_ops(self, i: int, dims: Any, lix: Any, uix: Any) -> Any:
-            heff, neff = super().form_local_ops(i, dims, lix, uix)
-            # everything but the ket's two window tensors (contracted environments carry the
-            # tags of all they contain, so select by the window's site tags)
-            window = {self._k.site_tag(i), self._k.site_tag(i + 1)}
-            keep = [
-                t for t in self._ov() if not ("_KET" in t.tags and any(w in t.tags for w in window))
-            ]
-            rest = qtn.TensorNetwork(keep) ^ all
-            v = np.asarray(rest.transpose(*uix).data).reshape(-1)  # ⟨φ|ψ⟩ = v · ψ_local
-            u, w = v.conj(), self._weight
-            if isinstance(heff, np.ndarray):
-                return heff + w * np.outer(u, v), neff
-            shape = heff.shape
-            dtype = np.result_type(heff.dtype, v.dtype)
-            pen = LinearOperator(shape, matvec=lambda x: w * u * (v @ x), dtype=dtype)
-            return heff + pen, neff
-
-    return Penalised
+def mpo_template(
+    ham: ParametrisedHamiltonian, order: tuple[int, ...], coef: np.ndarray
+) -> MPOTemplate:
+    """The MPO structure of ``ham`` on the MPS sites ``order`` for the strings with nonzero
+    coefficients in ``coef``: built once per Hamiltonian, order and set of active strings (a
+    free Hamiltonian and its nudged ones have two), then refilled with new coefficients."""
+    active = coef != 0
+    key = (order, active.tobytes())
+    cache = _TEMPLATES.get(ham)
+    if cache is None:
+        cache = _TEMPLATES[ham] = {}
+    tpl = cache.get(key)
+    if tpl is None:
+        tpl = cache[key] = MPOTemplate(ham.strings, _positions(order), active)
+    return tpl
 
 
-# ---------------------------------------------------------------------------- the backend
+def _random_tensors(n: int, chi: int, complex_: bool) -> list[np.ndarray]:
+    """A seeded random right-canonical MPS of bond dimension ``chi`` (cold solves start here)."""
+    rng = np.random.default_rng(_INIT_SEED)
+    dims = [min(chi, 2 ** min(k, n - k)) for k in range(n + 1)]
+    tensors = []
+    for k in range(n):
+        a = rng.standard_normal((dims[k], 2, dims[k + 1]))
+        if complex_:
+            a = a + 1j * rng.standard_normal(a.shape)
+        tensors.append(a)
+    ts, _ = right_canonical(tensors)
+    return ts
+
+
+@dataclass
+class _Run:
+    """A finished sweep schedule: the sweeper (centre at site 0), the energy after each half-sweep
+    (identity part excluded), whether the schedule converged, and the half-sweeps spent."""
+
+    sweeper: Sweeper
+    energies: list[float]
+    converged: bool
+    sweeps: int
+    gap: float = np.inf
+
+
+def _sweep_cold(
+    mpo: list[np.ndarray], n: int, spec: StateSpec, etol: float, threshold: float, scale: float
+) -> _Run:
+    """A cold solve with its gap estimate (see the module docstring); returns early, with the
+    gap, when the gap is at or below ``threshold``."""
+    chi, cutoff = spec.bond_dim, spec.cutoff
+    cplx = any(np.iscomplexobj(w) for w in mpo)
+    sw = Sweeper(mpo, _random_tensors(n, 2, cplx))
+    budget = spec.maxiter or _COLD_SWEEPS
+    ltol = _LOCAL_TOL * np.sqrt(etol)
+    stage_tol = max(etol, _STAGE_TOL * scale)
+    energies: list[float] = []
+    sweeps = 0
+
+    def two_states(c: int) -> float:
+        """State-averaged two-site sweeps for the two lowest states at bond dimension ``c``
+        (the second one starts as a random centre tensor); returns the gap estimate."""
+        nonlocal sweeps
+        rng = np.random.default_rng(_INIT_SEED + 1)
+        second = rng.standard_normal(sw.a[0].shape)
+        if cplx:
+            second = second + 1j * rng.standard_normal(second.shape)
+        sw.extra = [second / np.linalg.norm(second)]
+        gaps: list[float] = []
+        spent = 0
+        while sweeps < budget and spent < _GAP_SWEEPS:
+            for d in "RL":
+                sw.sweep2(d, c, cutoff, ltol, _LOCAL_ITER)
+                sweeps += 1
+                spent += 1
+            e0, e1 = (float(x) for x in sw.energies)
+            energies.append(e0)
+            gaps.append(e1 - e0)
+            if len(gaps) > 1 and abs(gaps[-1] - gaps[-2]) <= _GAP_RTOL * gaps[-1]:
+                break
+        return gaps[-1] if gaps else np.inf
+
+    chi_e = min(chi, _GAP_CHI)
+    gap = two_states(chi_e)
+    if gap <= threshold and chi_e < chi:
+        gap = two_states(chi)  # confirm a refusal at the full bond dimension
+    sw.drop_extra()
+    if gap <= threshold:
+        return _Run(sw, energies, True, sweeps, gap)
+    # two-site half-sweeps at bond_dim while the bond dimensions grow and the energy moves
+    d = "R"
+    while sweeps < budget:
+        before = sw.bond_dims()
+        energies.append(sw.sweep2(d, chi, cutoff, ltol, _LOCAL_ITER))
+        sweeps += 1
+        d = "L" if d == "R" else "R"
+        grown = sw.bond_dims()
+        settled = max(grown) == chi or sum(grown) <= (1 + _GROWTH) * sum(before)
+        if settled and abs(energies[-1] - energies[-2]) <= stage_tol:
+            break
+    # one-site half-sweeps to the local precision of a warm solve (the nudged solves that start
+    # here then have little left to do far from their nudges), ending at site 0
+    ltol = _WARM_TOL * np.sqrt(etol)
+    while sweeps < budget:
+        energies.append(sw.sweep1(d, ltol, _POLISH_ITER))
+        sweeps += 1
+        if d == "L" and abs(energies[-1] - energies[-2]) <= etol:
+            return _Run(sw, energies, True, sweeps, gap)
+        d = "L" if d == "R" else "R"
+    return _Run(sw, energies, False, sweeps, gap)
+
+
+def _sweep_warm(mpo: list[np.ndarray], start: MPSEquilibrium, spec: StateSpec, etol: float) -> _Run:
+    """One-site sweeps from a nearby MPS within its bond dimensions, starting at the site of
+    largest local residual; two-site sweeps (bond dimensions free up to ``spec.bond_dim``) only
+    if they do not converge."""
+    sw = Sweeper(mpo, start.tensors)
+    energies = [sw.centre_energy()]
+    res = sw.probe()
+    sw.move(int(np.argmax(res)))
+    budget = spec.maxiter or _WARM_SWEEPS
+    # the local residuals of the start state measure how far the solve has to go: a small nudge
+    # is resolved relative to itself (its response is what a gradient divides by the nudge)
+    ltol = min(_WARM_TOL * np.sqrt(etol), _WARM_REL * float(np.max(res)))
+    sweeps = 0
+    while sweeps < budget:
+        for d in "RL":
+            energies.append(sw.sweep1(d, ltol, _WARM_ITER))
+            sweeps += 1
+        if abs(energies[-1] - energies[-2]) <= etol:
+            return _Run(sw, energies, True, sweeps, start.gap)
+    more = spec.maxiter or _COLD_SWEEPS
+    spent = 0
+    while spent < more:
+        for d in "RL":
+            energies.append(sw.sweep2(d, spec.bond_dim, spec.cutoff, ltol, _LOCAL_ITER))
+            spent += 1
+        if abs(energies[-1] - energies[-2]) <= etol:
+            return _Run(sw, energies, True, sweeps + spent, start.gap)
+    return _Run(sw, energies, False, sweeps + spent, start.gap)
+
+
 def _finish(
-    mps: Any,
-    ham: ParametrisedHamiltonian,
-    values: np.ndarray,
-    mpo: Any,
-    order: tuple[int, ...],
+    run: _Run, mpo: list[np.ndarray], offset: float
 ) -> tuple[list[np.ndarray], list[np.ndarray], float, float]:
-    """Right-canonical tensors, environments, energy and variance of a quimb MPS."""
-    tensors, _ = right_canonical(_site_arrays(mps))
+    """Right-canonical tensors, left environments, energy and energy variance of a run."""
+    sw = run.sweeper
+    sw.move(0)
+    e_mpo = sw.centre_energy()
+    tensors = list(sw.a)
+    tensors[0] = tensors[0] / np.linalg.norm(tensors[0])
     if all(np.isrealobj(t) or not np.any(t.imag) for t in tensors):
         tensors = [np.ascontiguousarray(t.real) for t in tensors]
     envs = left_environments(tensors)
-    probe = MPSEquilibrium(tuple(tensors), order, tuple(envs), 0.0, np.inf, 0.0)
-    coef = ham.string_coefficients(values)
-    ps = mps_string_expectations(probe, ham.strings)
-    energy = float(coef @ ps)
-    ident = sum(float(c) for p, c in zip(ham.strings, coef, strict=True) if p.is_identity())
-    h2 = _h2(tensors, _mpo_arrays(mpo))
-    e_mpo = energy - ident
-    variance = max(h2 - e_mpo**2, 0.0)
-    return tensors, envs, energy, variance
+    variance = max(_h2(tensors, mpo) - e_mpo**2, 0.0)
+    return tensors, envs, e_mpo + offset, variance
 
 
 def _energy_tol(spec: StateSpec, norm: float) -> float:
@@ -477,8 +519,6 @@ def solve_ground(
     energy change reached and the variance), :class:`~qeprop.errors.DegeneracyError` for a
     degenerate ground state and :class:`~qeprop.errors.ProblemError` for long-ranged terms.
     """
-    import quimb.tensor as qtn
-
     n = ham.n_qubits
     if n < 2:
         raise ProblemError(
@@ -486,51 +526,38 @@ def solve_ground(
         )
     order = site_order(ham)
     check_short_ranged(ham, order)
-    norm = ham.norm_bound(values)
+    coef = ham.string_coefficients(values)
+    norm = float(np.abs(coef).sum())
     etol = _energy_tol(spec, norm)
-    chi, cutoff = spec.bond_dim, spec.cutoff
-    dtype = complex if any(p.n_y for p in ham.strings) else float
+    tpl = mpo_template(ham, order, coef)
+    mpo = tpl.arrays(coef)
+    offset = tpl.offset(coef)
     start = warm if isinstance(warm, MPSEquilibrium) and warm.order == order else None
+    threshold = spec.degeneracy_threshold(norm)
     with _blas(spec.blas_threads):
-        mpo, _ = _build_mpo(ham, values, order)
         if start is not None:
-            # one-site sweeps from the free MPS, within its bond dimensions (bond_dims=1: no
-            # expansion); a two-site solve only if they do not converge
-            solver = qtn.DMRG1(mpo, bond_dims=1, cutoffs=cutoff, p0=_to_quimb(start.tensors, dtype))
-            converged = solver.solve(tol=etol, max_sweeps=spec.maxiter or _WARM_SWEEPS,
-                                     sweep_sequence="RL")  # fmt: skip
-            sweeps = len(solver.energies)
-            if not converged:
-                solver = qtn.DMRG2(mpo, bond_dims=chi, cutoffs=cutoff, p0=solver.state)
-                converged = solver.solve(tol=etol, max_sweeps=spec.maxiter or _COLD_SWEEPS,
-                                         sweep_sequence="RL")  # fmt: skip
-                sweeps += len(solver.energies)
+            run = _sweep_warm(mpo, start, spec, etol)
         else:
-            ramp = [b for b in (8, 16, 32) if b < chi] + [chi]
-            solver = qtn.DMRG2(mpo, bond_dims=ramp, cutoffs=cutoff, p0=_random_mps(n, 2, dtype))
-            converged = solver.solve(tol=etol, max_sweeps=spec.maxiter or _COLD_SWEEPS,
-                                     sweep_sequence="RL")  # fmt: skip
-            sweeps = len(solver.energies)
-            if converged:
-                polish = qtn.DMRG1(mpo, bond_dims=1, cutoffs=cutoff, p0=solver.state)
-                polish.solve(tol=etol, max_sweeps=_POLISH_SWEEPS, sweep_sequence="RL")
-                sweeps += len(polish.energies)
-                if polish.energy.real <= solver.energy.real:
-                    solver = polish
-        es = [float(np.real(e)) for e in solver.energies]
-        mps = solver.state
-        tensors, envs, energy, variance = _finish(mps, ham, values, mpo, order)
-        if not converged:
+            run = _sweep_cold(mpo, n, spec, etol, threshold, max(1.0, norm))
+            if run.gap <= threshold:
+                raise DegeneracyError(
+                    f"the ground state is degenerate: the two lowest states found by DMRG lie "
+                    f"{run.gap:.3e} apart, below the degeneracy threshold {threshold:.3g} "
+                    "(degeneracy_tol, at least 1e3 eps ||H||); the dmrg backend cannot form the "
+                    "equal-weight mixture over a degenerate manifold (degeneracy='mixture' needs "
+                    "an exact backend: dense, sparse or matrix-free); break the degeneracy (e.g. "
+                    "a small symmetry-breaking field) to use dmrg"
+                )
+        tensors, envs, energy, variance = _finish(run, mpo, offset)
+        if not run.converged:
+            es = run.energies
             change = abs(es[-1] - es[-2]) if len(es) > 1 else float("nan")
             raise ConvergenceError(
-                f"DMRG did not converge in {sweeps} sweeps: the energy still changed by "
+                f"DMRG did not converge in {run.sweeps} sweeps: the energy still changed by "
                 f"{change:.3g} (tolerance {etol:.3g}), energy variance {variance:.3g}; raise "
                 "state.maxiter or state.bond_dim, or loosen state.tol"
             )
-        if start is not None:
-            gap = start.gap
-        else:
-            gap = _gap(ham, values, spec, mpo, mps, energy, norm, dtype)
+        gap = float(min(run.gap, norm)) if np.isfinite(run.gap) else np.inf
     bond = max(max(t.shape[0], t.shape[2]) for t in tensors)
     return MPSEquilibrium(
         tensors=tuple(tensors),
@@ -539,51 +566,11 @@ def solve_ground(
         energy=energy,
         gap=gap,
         variance=variance,
-        sweeps=sweeps,
+        sweeps=run.sweeps,
         bond_dim=bond,
         warm_started=start is not None,
+        matvecs=run.sweeper.matvecs,
     )
-
-
-def _gap(
-    ham: ParametrisedHamiltonian,
-    values: np.ndarray,
-    spec: StateSpec,
-    mpo: Any,
-    ground: Any,
-    energy: float,
-    norm: float,
-    dtype: Any,
-) -> float:
-    """``min(E_1 - E_0, w)`` from the lowest state of ``H + w|ψ0⟩⟨ψ0|``; raises
-    :class:`DegeneracyError` when it is below the degeneracy threshold."""
-    n = ham.n_qubits
-    weight = max(1.0, norm)  # above any local excitation (a domain wall must not be cheaper)
-    chi = spec.bond_dim
-    etol = _energy_tol(spec, norm)
-    ramp = [b for b in (8, 16, 32) if b < chi] + [chi]
-    cls = _penalised_class()
-    solver = cls(mpo, ground, weight, bond_dims=ramp, cutoffs=spec.cutoff,
-                 p0=_random_mps(n, 2, dtype))  # fmt: skip
-    solver.solve(tol=etol, max_sweeps=spec.maxiter or _COLD_SWEEPS, sweep_sequence="RL")
-    second = solver.state
-    overlap = complex(ground.H @ second)
-    # quimb's energy is that of H without its identity part; so is E0 - ident below
-    coef = ham.string_coefficients(values)
-    ident = sum(float(c) for p, c in zip(ham.strings, coef, strict=True) if p.is_identity())
-    e1 = float(np.real(solver.energy)) + ident + weight * abs(overlap) ** 2
-    gap = max(min(e1 - energy, weight), 0.0)
-    threshold = spec.degeneracy_threshold(norm)
-    if gap <= threshold:
-        raise DegeneracyError(
-            f"the ground state is degenerate: a second state orthogonal to the DMRG ground state "
-            f"lies {gap:.3e} above it, below the degeneracy threshold {threshold:.3g} "
-            "(degeneracy_tol, at least 1e3 eps ||H||); the dmrg backend cannot form the "
-            "equal-weight mixture over a degenerate manifold (degeneracy='mixture' needs an exact "
-            "backend: dense, sparse or matrix-free); break the degeneracy (e.g. a small "
-            "symmetry-breaking field) to use dmrg"
-        )
-    return gap
 
 
 def response(*_: Any) -> np.ndarray:

@@ -1,0 +1,508 @@
+"""DMRG sweeps in plain numpy: the numerical engine of the ``dmrg`` backend.
+
+Conventions
+-----------
+* An MPS is a list of site tensors ``A_k[l, s, r]`` (bond dimension 1 at both ends; physical
+  index 0 is ``|0⟩``, the ``Z = +1`` state).
+* An MPO is a list of ``W_k[w, w', out, in]`` (bond dimension 1 at both ends).
+* Environments hold the sites left of ``k`` (``L_k``) or from ``k`` on (``R_k``) as
+  ``E[bra, mpo, ket]``: ``L_{k+1} = Σ conj(A_k) L_k W_k A_k``. With this layout a local
+  product, and an environment update, is two matrix products and one batch of small ones,
+  without transposing the large tensors.
+
+The MPO of ``H = Σ_s c_s P_s`` comes from a :class:`MPOTemplate`, built once per set of strings
+and site order: a finite-state automaton whose channels are the prefixes of the strings (strings
+that start alike share them), with each string's coefficient on its last letter. New
+coefficients (a nudge, a training step) only refill those entries.
+
+Two-site sweeps grow the bond dimension (truncating singular values below the relative
+``cutoff`` and beyond ``chi``); one-site sweeps keep it. Local ground states come from a Lanczos
+iteration started at the current local tensor (a good guess once the sweeps settle), stopped when
+its residual is below the tolerance the caller asks for or after a fixed number of products
+(the sweeps, not one local problem, converge the state). A state-averaged two-site sweep keeps
+several states in one basis: a block Krylov solve (:func:`ritz_lowest`) gives the lowest few
+local eigenpairs, and the truncation keeps the basis of their averaged density matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg as sla
+
+from ..pauli import PauliString
+
+__all__ = ["MPOTemplate", "Sweeper", "lanczos_lowest", "ritz_lowest"]
+
+# Y = -i Ỹ with the real Ỹ = [[0, 1], [-1, 0]]: strings with an even number of Y are real in this
+# representation, and a string's phase (-i)^{n_Y} goes into its coefficient
+_LETTERS = {
+    "I": np.eye(2),
+    "X": np.array([[0.0, 1.0], [1.0, 0.0]]),
+    "Y": np.array([[0.0, 1.0], [-1.0, 0.0]]),
+    "Z": np.array([[1.0, 0.0], [0.0, -1.0]]),
+}
+_PHASE = np.array([1.0, -1j, -1.0, 1j])  # (-i)^{n_Y mod 4}
+
+
+# ---------------------------------------------------------------------------- the MPO
+@dataclass
+class _SiteEntries:
+    fixed: np.ndarray  # (Dl, Dr, 2, 2) real: channel bookkeeping and inner letters
+    flat: np.ndarray  # (m,) indices a * Dr + b of the coefficient entries
+    string: np.ndarray  # (m,) string index of each coefficient entry
+    letter: np.ndarray  # (m, 4) the last letter of that string (real representation)
+
+
+@dataclass
+class MPOTemplate:
+    """The MPO structure of ``Σ_s c_s P_s`` for fixed strings on fixed MPS sites.
+
+    ``strings`` are the Pauli strings, ``pos[q]`` the MPS site of qubit ``q``; ``active`` marks
+    the strings that get channels (the others must have zero coefficients when the MPO is
+    filled). Identity strings are left out of the MPO: their coefficients sum to :meth:`offset`.
+    """
+
+    strings: Sequence[PauliString]
+    pos: np.ndarray
+    active: np.ndarray
+    sites: list[_SiteEntries] = field(init=False)
+    dims: list[int] = field(init=False)
+    identity: np.ndarray = field(init=False)
+    phase: np.ndarray = field(init=False)
+    odd: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.pos)
+        n_y = np.array([p.n_y for p in self.strings], dtype=np.int64)
+        self.phase = _PHASE[n_y % 4]
+        self.odd = n_y % 2 == 1
+        self.identity = np.array([p.is_identity() for p in self.strings], dtype=bool)
+        # channels of bond j (between sites j - 1 and j): "start" (nothing placed yet), "done",
+        # then the prefixes of the strings that cross it
+        chans: list[dict[object, int]] = []
+        for j in range(n + 1):
+            d: dict[object, int] = {}
+            if j < n:
+                d["start"] = len(d)
+            if j > 0:
+                d["done"] = len(d)
+            chans.append(d)
+        fixed: list[set[tuple[int, int, str]]] = [set() for _ in range(n)]
+        coef: list[list[tuple[int, int, int, str]]] = [[] for _ in range(n)]
+
+        def channel(j: int, key: object) -> int:
+            d = chans[j]
+            if key not in d:
+                d[key] = len(d)
+            return d[key]
+
+        for s, p in enumerate(self.strings):
+            if not self.active[s] or self.identity[s]:
+                continue
+            letters = sorted((int(self.pos[q]), a) for q, a in p.letters().items())
+            first, last = letters[0][0], letters[-1][0]
+            at = dict(letters)
+            placed = 0
+            for k in range(first, last + 1):
+                a_in = channel(k, "start" if k == first else tuple(letters[:placed]))
+                letter = at.get(k, "I")
+                if k in at:
+                    placed += 1
+                if k == last:
+                    coef[k].append((a_in, channel(k + 1, "done"), s, letter))
+                else:
+                    fixed[k].add((a_in, channel(k + 1, tuple(letters[:placed])), letter))
+        self.dims = [len(d) for d in chans]
+        self.sites = []
+        for k in range(n):
+            dl, dr = self.dims[k], self.dims[k + 1]
+            f = np.zeros((dl, dr, 2, 2))
+            if k < n - 1:
+                f[chans[k]["start"], chans[k + 1]["start"]] += _LETTERS["I"]
+            if k > 0:
+                f[chans[k]["done"], chans[k + 1]["done"]] += _LETTERS["I"]
+            for a, b, letter in fixed[k]:
+                f[a, b] += _LETTERS[letter]
+            entries = coef[k]
+            self.sites.append(
+                _SiteEntries(
+                    fixed=f,
+                    flat=np.array([a * dr + b for a, b, _, _ in entries], dtype=np.int64),
+                    string=np.array([s for _, _, s, _ in entries], dtype=np.int64),
+                    letter=np.array(
+                        [_LETTERS[x].reshape(4) for _, _, _, x in entries], dtype=float
+                    ).reshape(-1, 4),
+                )
+            )
+
+    def is_complex(self, coef: np.ndarray) -> bool:
+        """Whether ``H`` with these coefficients needs complex tensors (an odd-``Y`` string)."""
+        return bool(np.any(coef[self.odd] != 0))
+
+    def offset(self, coef: np.ndarray) -> float:
+        """The identity part of ``H``."""
+        return float(np.sum(coef[self.identity]))
+
+    def arrays(self, coef: np.ndarray, dtype: type | None = None) -> list[np.ndarray]:
+        """The MPO tensors ``W_k[w, w', out, in]`` for string coefficients ``coef``."""
+        if np.any(coef[~self.active & ~self.identity] != 0):
+            raise ValueError("a string without MPO channels has a nonzero coefficient")
+        if dtype is None:
+            dtype = complex if self.is_complex(coef) else float
+        eff = coef * self.phase
+        if dtype is float:
+            eff = eff.real
+        out = []
+        for site in self.sites:
+            dl, dr = site.fixed.shape[:2]
+            w = site.fixed.astype(dtype).reshape(dl * dr, 4)
+            if len(site.flat):
+                np.add.at(w, site.flat, eff[site.string, None] * site.letter)
+            out.append(w.reshape(dl, dr, 2, 2))
+        return out
+
+
+# ---------------------------------------------------------------------------- contractions
+def left_env(env: np.ndarray, a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``L_{k+1}[b', w', b] = Σ conj(A[a', t, b']) L[a', w, a] W[w, w', t, s] A[a, s, b]``."""
+    al, dl = env.shape[0], env.shape[1]
+    ar, dr = a.shape[2], w.shape[1]
+    x = (env.reshape(-1, a.shape[0]) @ a.reshape(a.shape[0], -1)).reshape(al, dl * 2, ar)
+    wm = np.ascontiguousarray(w.transpose(2, 1, 0, 3)).reshape(2 * dr, dl * 2)  # (t w', w s)
+    y = np.matmul(wm, x).reshape(al * 2, dr * ar)  # (a' t, w' b)
+    return (a.reshape(al * 2, ar).conj().T @ y).reshape(ar, dr, ar)
+
+
+def right_env(env: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``R_k[a', w, a] = Σ conj(B[a', t, b']) W[w, w', t, s] B[a, s, b] R_{k+1}[b', w', b]``: the
+    mirror image of :func:`left_env` (sites and MPO bonds reversed)."""
+    return left_env(env, b.transpose(2, 1, 0), w.transpose(1, 0, 2, 3))
+
+
+def lanczos_lowest(
+    matvec: Callable[[np.ndarray], np.ndarray],
+    v0: np.ndarray,
+    tol: float,
+    maxiter: int = 40,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The lowest Ritz value (as a 1-element array) and vector of a Hermitian operator.
+
+    Lanczos from ``v0`` (three-term recurrence plus one pass of full reorthogonalisation),
+    stopped when the residual ``||H x - θ x||`` is below ``tol``, when the Krylov space is
+    exhausted, or after ``maxiter`` products. Returns ``(values, vector, matvecs)``.
+    """
+    n = v0.size
+    kmax = max(1, min(maxiter, n))
+    dtype = np.result_type(v0.dtype, np.float64)
+    basis = np.empty((kmax, n), dtype=dtype)
+    conj = np.empty((kmax, n), dtype=dtype) if dtype.kind == "c" else basis
+    nrm = np.sqrt(np.vdot(v0, v0).real)
+    if nrm == 0:
+        v0 = np.ones(n, dtype=dtype)
+        nrm = np.sqrt(n)
+    basis[0] = v0 / nrm
+    if conj is not basis:
+        np.conjugate(basis[0], out=conj[0])
+    vals = np.zeros(1)
+    vecs = np.ones((1, 1))
+    j = 0
+    b = 0.0
+    tri = np.zeros((kmax, kmax))
+    for j in range(kmax):
+        w = matvec(basis[j])
+        a = float(np.vdot(basis[j], w).real)
+        # the three-term recurrence, then one pass of full reorthogonalisation against the
+        # Krylov basis (together two passes for the large components: without the second,
+        # orthogonality is lost once the Ritz vector converges)
+        w -= a * basis[j]
+        if j:
+            w -= b * basis[j - 1]
+        w -= (conj[: j + 1] @ w) @ basis[: j + 1]
+        b = float(np.sqrt(np.vdot(w, w).real))
+        tri[j, j] = a
+        vals, vecs = np.linalg.eigh(tri[: j + 1, : j + 1])
+        if j + 1 == kmax or b <= 1e-14 * max(1.0, abs(a)) or b * abs(vecs[-1, 0]) <= tol:
+            break
+        tri[j, j + 1] = tri[j + 1, j] = b
+        basis[j + 1] = w / b
+        if conj is not basis:
+            np.conjugate(basis[j + 1], out=conj[j + 1])
+    x = vecs[:, 0] @ basis[: j + 1]
+    x /= np.linalg.norm(x)
+    return vals[:1], x, j + 1
+
+
+def ritz_lowest(
+    matvec: Callable[[np.ndarray], np.ndarray],
+    starts: np.ndarray,
+    tol: float,
+    maxiter: int = 40,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The ``m = len(starts)`` lowest Ritz pairs of a Hermitian operator, from a block Krylov
+    space grown by residuals (block Lanczos without the three-term recurrence).
+
+    Starting from the span of the rows of ``starts`` ``(m, n)``, each step adds the residuals of
+    the present ``m`` lowest Ritz pairs, orthogonalised, and re-solves the projected problem;
+    it stops when every residual ``||H x - θ x||`` is below ``tol`` or after ``maxiter``
+    products. A block (not a single vector) is what resolves an exactly degenerate pair.
+    Returns ``(values (m,), vectors (m, n), matvecs)``.
+    """
+    m, n = starts.shape
+    dtype = np.result_type(starts.dtype, np.float64)
+    cap = max(m, min(n, maxiter + m))
+    basis = np.empty((cap, n), dtype=dtype)
+    hbasis = np.empty((cap, n), dtype=dtype)
+    proj = np.zeros((cap, cap), dtype=dtype)
+    size = 0
+    used = 0
+    new = np.array(starts, dtype=dtype)
+    vals = np.zeros(m)
+    x = new
+    while True:
+        # orthogonalise the new directions against the basis and among themselves
+        for _ in range(2):
+            if size:
+                new = new - (new @ basis[:size].conj().T) @ basis[:size]
+        q, r = np.linalg.qr(new.T)
+        keep = np.abs(np.diag(r)) > 1e-12 * max(1.0, float(np.max(np.abs(np.diag(r)), initial=0)))
+        q = q[:, keep].T
+        if size == 0 and len(q) < m:  # degenerate starts: pad with a fixed direction
+            extra = np.random.default_rng(0).standard_normal((m - len(q), n)).astype(dtype)
+            q = np.linalg.qr(np.vstack([q, extra]).T)[0].T
+        q = q[: cap - size]
+        if len(q) == 0:
+            break
+        for v in q:
+            basis[size] = v
+            hbasis[size] = matvec(v)
+            used += 1
+            size += 1
+        proj[:size, :size] = basis[:size].conj() @ hbasis[:size].T
+        t = 0.5 * (proj[:size, :size] + proj[:size, :size].conj().T)
+        theta, y = np.linalg.eigh(t)
+        k = min(m, size)
+        vals, y = theta[:k], y[:, :k]
+        x = y.T @ basis[:size]
+        res = y.T @ hbasis[:size] - vals[:, None] * x
+        norms = np.linalg.norm(res, axis=1)
+        if k == m and (np.all(norms <= tol) or used >= maxiter or size >= cap):
+            break
+        new = res[norms > tol] if k == m else res
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return vals, x, used
+
+
+def _truncate(s: np.ndarray, chi: int, cutoff: float) -> tuple[int, float]:
+    """How many singular values to keep (at most ``chi``; dropping a tail of relative weight at
+    most ``cutoff``) and the discarded relative weight."""
+    w = s**2
+    total = float(w.sum())
+    if total == 0:
+        return 1, 0.0
+    tail = np.cumsum(w[::-1])[::-1] / total  # tail[i] = weight of s[i:]
+    keep = int(np.count_nonzero(tail > cutoff)) if cutoff > 0 else int(np.count_nonzero(w))
+    keep = max(1, min(chi, keep))
+    return keep, float(tail[keep]) if keep < len(s) else 0.0
+
+
+def _svd(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    try:
+        return sla.svd(m, full_matrices=False, lapack_driver="gesdd", check_finite=False)
+    except np.linalg.LinAlgError:  # pragma: no cover - gesdd rarely fails to converge
+        return sla.svd(m, full_matrices=False, lapack_driver="gesvd", check_finite=False)
+
+
+# ---------------------------------------------------------------------------- sweeps
+class Sweeper:
+    """An MPS, an MPO and their environments, swept by one- and two-site updates.
+
+    The MPS must have its orthogonality centre at site 0 (every other tensor right-canonical);
+    after each right-to-left sweep it is there again. ``extra`` holds the centre tensors of
+    further states in the same basis (a state-averaged sweep targets the ``1 + len(extra)``
+    lowest states; their reduced density matrices are averaged when a bond is truncated).
+    """
+
+    def __init__(
+        self,
+        mpo: Sequence[np.ndarray],
+        tensors: Sequence[np.ndarray],
+        extra: Sequence[np.ndarray] = (),
+    ) -> None:
+        self.w = list(mpo)
+        self.n = len(self.w)
+        dtype = np.result_type(
+            *[t.dtype for t in tensors], *[w.dtype for w in self.w], *[t.dtype for t in extra]
+        )
+        self.dtype = dtype
+        self.a = [np.asarray(t, dtype=dtype) for t in tensors]
+        self.extra = [np.asarray(t, dtype=dtype) for t in extra]
+        n = self.n
+        one = np.ones((1, 1, 1), dtype=dtype)
+        self.left: list[np.ndarray] = [one] * (n + 1)
+        self.right: list[np.ndarray] = [one] * (n + 1)
+        for k in range(n - 1, 0, -1):
+            self.right[k] = right_env(self.right[k + 1], self.a[k], self.w[k])
+        self.centre = 0
+        self.matvecs = 0
+        self.discarded = 0.0
+        self.energies = np.full(1 + len(self.extra), np.nan)
+
+    @property
+    def energy(self) -> float:
+        """The lowest local Ritz value of the last update (identity part of ``H`` excluded)."""
+        return float(self.energies[0])
+
+    def drop_extra(self) -> None:
+        """Keep only the lowest state."""
+        self.extra = []
+        self.energies = self.energies[:1]
+
+    # ------------------------------------------------------------ local operators
+    def local(
+        self, k: int, width: int
+    ) -> tuple[Callable[[np.ndarray], np.ndarray], tuple[int, ...]]:
+        """The effective Hamiltonian of sites ``k..k+width-1`` (one or two) as a product."""
+        env_l, env_r = self.left[k], self.right[k + width]
+        al, dl = env_l.shape[2], env_l.shape[1]
+        dr, ar = env_r.shape[1], env_r.shape[2]
+        if width == 2:
+            w = np.tensordot(self.w[k], self.w[k + 1], axes=([1], [0]))  # (w, o1, i1, w'', o2, i2)
+            wm = w.transpose(1, 4, 3, 0, 2, 5).reshape(4 * dr, 4 * dl)  # (o1 o2 w'', w i1 i2)
+        else:
+            wm = self.w[k].transpose(2, 1, 0, 3).reshape(2 * dr, 2 * dl)  # (o w', w i)
+        wm = np.ascontiguousarray(wm)
+        lm = env_l.reshape(-1, al)  # (a' w, a)
+        rm = env_r.reshape(-1, dr * ar).T  # (w' b, b')
+        d = 2**width
+        shape = (al, *([2] * width), ar)
+
+        def mv(v: np.ndarray) -> np.ndarray:
+            x = (lm @ v.reshape(al, d * ar)).reshape(-1, dl * d, ar)  # (a', w i, b)
+            y = np.matmul(wm, x)  # (a', o w', b)
+            return (y.reshape(-1, dr * ar) @ rm).reshape(-1)  # (a' o, b')
+
+        return mv, shape
+
+    def centre_energy(self) -> float:
+        """``⟨ψ|H|ψ⟩ / ⟨ψ|ψ⟩`` (identity part excluded) with the centre at site 0."""
+        mv, _ = self.local(0, 1)
+        x = self.a[0].reshape(-1)
+        return float(np.vdot(x, mv(x)).real / np.vdot(x, x).real)
+
+    def _solve(self, mv: Callable[[np.ndarray], np.ndarray], starts: list[np.ndarray],
+               tol: float, maxiter: int) -> list[np.ndarray]:  # fmt: skip
+        if len(starts) == 1:
+            vals, x, m = lanczos_lowest(mv, starts[0].reshape(-1), tol, maxiter=maxiter)
+            xs = [x]
+        else:
+            vals, xv, m = ritz_lowest(mv, np.stack([t.reshape(-1) for t in starts]), tol, maxiter)
+            xs = list(xv)
+        self.matvecs += m
+        self.energies = np.asarray(vals, dtype=float)
+        return xs
+
+    # ------------------------------------------------------------ sweeps
+    def sweep2(
+        self, direction: str, chi: int, cutoff: float, tol: float, maxiter: int = 40
+    ) -> float:
+        """One two-site sweep (``"R"``: left to right, ``"L"``: right to left); returns the energy
+        of the last local update. The centre ends at the last site (``"R"``) or site 0."""
+        n = self.n
+        ks = range(n - 1) if direction == "R" else range(n - 2, -1, -1)
+        worst = 0.0
+        for k in ks:
+            if direction == "R":
+                thetas = [np.tensordot(c, self.a[k + 1], axes=([2], [0]))
+                          for c in (self.a[k], *self.extra)]  # fmt: skip
+            else:
+                thetas = [np.tensordot(self.a[k], c, axes=([2], [0]))
+                          for c in (self.a[k + 1], *self.extra)]  # fmt: skip
+            mv, shape = self.local(k, 2)
+            xs = self._solve(mv, thetas, tol, maxiter)
+            l, _, _, r = shape
+            mats = [x.reshape(l * 2, 2 * r) for x in xs]
+            if len(mats) == 1:
+                big = mats[0]
+            else:
+                big = np.hstack(mats) if direction == "R" else np.vstack(mats)
+            u, s, vh = _svd(big)
+            keep, disc = _truncate(s, chi, cutoff)
+            worst = max(worst, disc)
+            u, s, vh = u[:, :keep], s[:keep], vh[:keep]
+            if direction == "R":
+                self.a[k] = u.reshape(l, 2, keep)
+                cs = [(u.conj().T @ m).reshape(keep, 2, r) for m in mats]
+                self.a[k + 1] = cs[0]
+                self.extra = cs[1:]
+                self.left[k + 1] = left_env(self.left[k], self.a[k], self.w[k])
+            else:
+                self.a[k + 1] = vh.reshape(keep, 2, r)
+                cs = [(m @ vh.conj().T).reshape(l, 2, keep) for m in mats]
+                self.a[k] = cs[0]
+                self.extra = cs[1:]
+                self.right[k + 1] = right_env(self.right[k + 2], self.a[k + 1], self.w[k + 1])
+            for c in (self.a[k + 1] if direction == "R" else self.a[k], *self.extra):
+                c /= np.linalg.norm(c)
+        self.centre = n - 1 if direction == "R" else 0
+        self.discarded = worst
+        return self.energy
+
+    def sweep1(self, direction: str, tol: float, maxiter: int = 40) -> float:
+        """One one-site sweep of the lowest state within the present bond dimensions, from the
+        centre to the last site (``"R"``) or to site 0 (``"L"``)."""
+        n = self.n
+        self.drop_extra()
+        ks = range(self.centre, n - 1) if direction == "R" else range(self.centre, 0, -1)
+        for k in ks:
+            mv, shape = self.local(k, 1)
+            self.a[k] = self._solve(mv, [self.a[k]], tol, maxiter)[0].reshape(shape)
+            self._step(k, direction)
+        return self.energy
+
+    def _step(self, k: int, direction: str) -> None:
+        """Move the centre from site ``k`` one site to the right (``"R"``) or left (``"L"``)."""
+        x = self.a[k]
+        l, _, r = x.shape
+        if direction == "R":
+            q, rr = np.linalg.qr(x.reshape(l * 2, r))
+            self.a[k] = q.reshape(l, 2, -1)
+            self.a[k + 1] = np.tensordot(rr, self.a[k + 1], axes=([1], [0]))
+            self.left[k + 1] = left_env(self.left[k], self.a[k], self.w[k])
+            self.centre = k + 1
+        else:
+            q, rr = np.linalg.qr(x.reshape(l, 2 * r).T)
+            self.a[k] = q.T.reshape(-1, 2, r)
+            self.a[k - 1] = np.tensordot(self.a[k - 1], rr.T, axes=([2], [0]))
+            self.right[k] = right_env(self.right[k + 1], self.a[k], self.w[k])
+            self.centre = k - 1
+
+    def probe(self) -> np.ndarray:
+        """Move the centre from site 0 to the last site without optimising, and return the
+        residual ``||H_eff a_k - e a_k||`` of each site on the way (where the state is furthest
+        from a local ground state: where a nearby solve should start)."""
+        n = self.n
+        self.drop_extra()
+        res = np.zeros(n)
+        for k in range(self.centre, n):
+            mv, _ = self.local(k, 1)
+            x = self.a[k].reshape(-1)
+            hx = mv(x)
+            e = np.vdot(x, hx).real / np.vdot(x, x).real
+            res[k] = np.linalg.norm(hx - e * x) / np.linalg.norm(x)
+            self.matvecs += 1
+            if k < n - 1:
+                self._step(k, "R")
+        return res
+
+    def move(self, k: int) -> None:
+        """Move the centre to site ``k`` without optimising."""
+        while self.centre < k:
+            self._step(self.centre, "R")
+        while self.centre > k:
+            self._step(self.centre, "L")
+
+    def bond_dims(self) -> list[int]:
+        return [t.shape[2] for t in self.a[:-1]]
