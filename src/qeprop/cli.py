@@ -98,8 +98,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         "experiment",
         nargs="?",
-        help="phase-recognition, gradient-quality, phase-exploration, sensitivity or "
-        "kitaev-sensor (or 'module:attribute' of your own)",
+        help="phase-recognition, gradient-quality, phase-exploration, sensitivity, "
+        "kitaev-sensor or tfim-network (or 'module:attribute' of your own)",
     )
     r.add_argument("--out", metavar="DIR", help="new run directory (must not exist)")
     r.add_argument("--config", metavar="FILE", help="TOML file of configuration values")

@@ -45,6 +45,7 @@ __all__ = [
     "plot_overlaps",
     "plot_phase_map",
     "plot_runs",
+    "plot_tfim_curves",
     "plot_trajectories",
 ]
 
@@ -510,7 +511,8 @@ def plot_runs(
     * ``gradient-quality``: ``overlaps[_NAME].png`` per finished run;
     * ``phase-exploration`` / ``sensitivity``: ``<experiment>_trajectories.png`` over the map
       ``backgrounds[experiment]`` (if given), ``<experiment>_loss.png`` (all runs together) and,
-      for finished sensitivity runs, ``sensitivity_cuts[_NAME].png``.
+      for finished sensitivity runs, ``sensitivity_cuts[_NAME].png``;
+    * ``tfim-network``: ``tfim_curves.png`` (all runs together; each with its exact twin).
 
     (``_NAME``, the run directory's name, is added when there are several runs.) Runs that have
     not finished yet (no ``summary.json``) appear in the accuracy curves only; a
@@ -526,10 +528,13 @@ def plot_runs(
     by_experiment: dict[str, list[Path]] = {}
     for d in dirs:
         name = _config(d).get("experiment")
-        if name not in ("phase-recognition", "gradient-quality", "kitaev-sensor", *UNSUPERVISED):
+        if name not in (
+            "phase-recognition", "gradient-quality", "kitaev-sensor", "tfim-network",
+            *UNSUPERVISED,
+        ):  # fmt: skip
             raise QEPError(
                 f"cannot plot experiment {name!r} (phase-recognition, gradient-quality, "
-                f"{', '.join(UNSUPERVISED)})",
+                f"kitaev-sensor, tfim-network, {', '.join(UNSUPERVISED)})",
                 where=str(d / CONFIG),
             )
         by_experiment.setdefault(str(name), []).append(d)
@@ -566,7 +571,10 @@ def plot_runs(
     for d in cuts:
         _results(d, ["cut_steps", "cut_g_x", "cut_values", "trajectory"])
     kitaev = by_experiment.get("kitaev-sensor", [])
-    if not members and not gq and not unsup and not kitaev:
+    tfim = by_experiment.get("tfim-network", [])
+    for d in tfim:
+        _metric_series(d, TFIM_KEYS)
+    if not members and not gq and not unsup and not kitaev and not tfim:
         raise QEPError("nothing to plot yet (no run has finished)", where=str(dirs[0]))
 
     if members:
@@ -587,6 +595,8 @@ def plot_runs(
         file = f"sensitivity_cuts_{names[d]}.png" if several else "sensitivity_cuts.png"
         written.append(plot_cuts(d, out / file))
     written += _plot_kitaev_runs(kitaev, out, names, several)
+    if tfim:
+        written.append(plot_tfim_curves(tfim, out / "tfim_curves.png"))
     return written
 
 
@@ -851,3 +861,50 @@ def _plot_kitaev_runs(
         else:
             warnings.warn(f"{d}: not finished (no {SUMMARY}); no map", QEPWarning, stacklevel=3)
     return written
+
+
+# ------------------------------------------------------------------------------------ TFIM networks
+#: metrics of a tfim-network run drawn by :func:`plot_tfim_curves` (each also as exact_twin_KEY)
+TFIM_KEYS = ("test_accuracy", "train_accuracy", "test_loss")
+
+
+def plot_tfim_curves(run_dirs: Sequence[str | Path], path: str | Path) -> Path:
+    """Learning curves of tfim-network runs and their exact twins.
+
+    Three panels against the training step: test accuracy, train accuracy and test loss
+    ``⟨C⟩`` (all from exact expectation values, ``metrics.jsonl``). Each run has one colour; its
+    QEP-trained network is the solid line, its exact twin (linear-response gradients, same
+    batches) the dashed one. Returns ``path``.
+    """
+    dirs = [Path(d) for d in run_dirs]
+    if not dirs:
+        raise QEPError("no run directories to plot")
+    keys = [*TFIM_KEYS, *(f"exact_twin_{k}" for k in TFIM_KEYS)]
+    titles = ("test accuracy", "train accuracy", "test loss ⟨C⟩ (mean over points)")
+    with _style():
+        fig = _figure(figsize=(14, 4.4))
+        axes = fig.subplots(1, 3)
+        many = len(dirs) > 8
+        for d, colour in zip(dirs, _colours(len(dirs)), strict=True):
+            s = _metric_series(d, keys)
+            for ax, key in zip(axes, TFIM_KEYS, strict=True):
+                ax.plot(s["step"], s[key], color=colour, lw=1.8,
+                        label=None if many else f"{_label(d)}: QEP")  # fmt: skip
+                ax.plot(s["step"], s[f"exact_twin_{key}"], color=colour, lw=1.4, ls="--",
+                        label=None if many else f"{_label(d)}: exact twin")  # fmt: skip
+        for ax, title in zip(axes, titles, strict=True):
+            ax.set_title(title)
+            ax.set_xlabel("training step")
+            ax.grid(alpha=0.3)
+        for ax in axes[:2]:
+            ax.set_ylim(0, 1.02)
+        if many:
+            axes[0].plot([], [], color="0.3", lw=1.8, label="QEP (solid)")
+            axes[0].plot([], [], color="0.3", lw=1.4, ls="--", label="exact twin (dashed)")
+        axes[0].legend(loc="lower right", fontsize=8)
+        n = len(dirs)
+        fig.suptitle(
+            f"Transverse-field Ising network: QEP training and its exact twin "
+            f"({n} run{'s' * (n > 1)})"
+        )
+        return _save(fig, path)

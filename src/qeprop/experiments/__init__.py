@@ -95,6 +95,7 @@ EXPERIMENTS: dict[str, str] = {
     "phase-exploration": "qeprop.experiments.unsupervised:PHASE_EXPLORATION",
     "sensitivity": "qeprop.experiments.unsupervised:SENSITIVITY",
     "kitaev-sensor": "qeprop.experiments.kitaev_sensor:EXPERIMENT",
+    "tfim-network": "qeprop.experiments.tfim_network:EXPERIMENT",
     "oscillator-network": "qeprop.experiments.oscillator_network:EXPERIMENT",
 }
 
