@@ -29,7 +29,15 @@ from .errors import PauliError, ProblemError
 from .memory import available_memory, check_memory
 from .pauli import PauliString, PauliSum, parity, phase_column
 
-__all__ = ["MaskStrings", "ParametrisedHamiltonian", "SparseStructure", "Term", "memory_budget"]
+__all__ = [
+    "MaskStrings",
+    "ParameterVector",
+    "ParametrisedHamiltonian",
+    "SparseStructure",
+    "Term",
+    "memory_budget",
+    "parameter_order",
+]
 
 
 @dataclass(frozen=True)
@@ -309,117 +317,38 @@ class SparseStructure:
         return self.term_map_t @ w_matrix[self.cols, self.rows]
 
 
-class ParametrisedHamiltonian:
-    """Immutable Pauli-term Hamiltonian ``H(p) = Σ_t c_t p_{k(t)} P_t`` on ``n_qubits`` qubits.
+def parameter_order(seen: Iterable[str], params: Sequence[str] | None) -> tuple[str, ...]:
+    """The parameter order of a term-list Hamiltonian: ``params`` if given (non-empty, unique
+    names covering every parameter the terms use, ``seen``), else the order of first use."""
+    if params is None:
+        return tuple(seen)
+    order = tuple(params)
+    odd = [p for p in order if not isinstance(p, str) or not p]
+    if odd:
+        raise ProblemError(f"parameter names must be non-empty text, got {odd[0]!r}")
+    if len(set(order)) != len(order):
+        dup = sorted({p for p in order if order.count(p) > 1})
+        raise ProblemError(f"parameter names are not unique: {dup} appear more than once")
+    missing = [p for p in seen if p not in order]
+    if missing:
+        raise ProblemError(f"terms use parameters that are not defined: {missing}")
+    return order
 
-    Parameters
-    ----------
-    n_qubits:
-        Number of qubits; qubit 0 is the leftmost Kronecker factor.
-    terms:
-        :class:`Term` objects, or tuples ``(coeff, pauli)`` / ``(coeff, pauli, param)``.
-    params:
-        Order of the parameter vector. Defaults to the order of first appearance in ``terms``.
-        Listing a name that no term uses is allowed (its derivative is zero).
 
-    Notes
-    -----
-    Parameter values are passed as a vector aligned with :attr:`params` (see :meth:`values`).
-    The string basis :attr:`strings` holds every distinct Pauli string of the terms plus any
-    ``extra_strings`` (observables one wants to measure with the same structure).
+class ParameterVector:
+    """Parameter vectors of a term-list Hamiltonian ``H(p) = G_0 + Σ_k p_k G_k`` in a string basis.
+
+    Shared by the qubit (:class:`ParametrisedHamiltonian`) and the mode
+    (:class:`~qeprop.modes.ModeHamiltonian`) Hamiltonians, which set ``params``,
+    ``param_index``, ``strings`` and the read-only coefficient rows ``_fixed`` ``(S,)`` and
+    ``_derivs`` ``(P, S)``.
     """
 
-    def __init__(
-        self,
-        n_qubits: int,
-        terms: Iterable[Term | tuple],
-        params: Sequence[str] | None = None,
-        extra_strings: Iterable[PauliString] = (),
-    ) -> None:
-        if not isinstance(n_qubits, int | np.integer) or isinstance(n_qubits, bool) or n_qubits < 1:
-            raise ProblemError(f"the number of qubits must be a positive integer, got {n_qubits!r}")
-        if n_qubits > MAX_QUBITS:
-            raise ProblemError(f"{n_qubits} qubits are more than the {MAX_QUBITS} supported")
-        self.n_qubits = int(n_qubits)
-        tl: list[Term] = []
-        for i, t in enumerate(terms):
-            try:
-                if isinstance(t, Term):
-                    term = t
-                elif isinstance(t, tuple | list) and len(t) in (2, 3):
-                    term = Term.make(*t)
-                else:
-                    raise ProblemError(f"expected a Term or (coeff, pauli[, param]), got {t!r}")
-                term.pauli.check_qubits(self.n_qubits)
-            except (PauliError, ProblemError) as e:
-                raise e.located(f"terms[{i}]") from None
-            tl.append(term)
-        self.terms: tuple[Term, ...] = tuple(tl)
-        seen: dict[str, None] = {}
-        for t in self.terms:
-            if t.param is not None:
-                seen.setdefault(t.param, None)
-        if params is None:
-            self.params: tuple[str, ...] = tuple(seen)
-        else:
-            self.params = tuple(params)
-            odd = [p for p in self.params if not isinstance(p, str) or not p]
-            if odd:
-                raise ProblemError(f"parameter names must be non-empty text, got {odd[0]!r}")
-            if len(set(self.params)) != len(self.params):
-                dup = sorted({p for p in self.params if self.params.count(p) > 1})
-                raise ProblemError(f"parameter names are not unique: {dup} appear more than once")
-            missing = [p for p in seen if p not in self.params]
-            if missing:
-                raise ProblemError(f"terms use parameters that are not defined: {missing}")
-        self.param_index = {p: i for i, p in enumerate(self.params)}
-        strings: dict[PauliString, None] = {}
-        for t in self.terms:
-            strings.setdefault(t.pauli, None)
-        for p in extra_strings:
-            p.check_qubits(self.n_qubits)
-            strings.setdefault(p, None)
-        self.strings: tuple[PauliString, ...] = tuple(strings)
-        self.string_index = {p: i for i, p in enumerate(self.strings)}
-        # G[0] fixed part, G[1 + k] derivative w.r.t. parameter k, in the string basis
-        g = np.zeros((len(self.params) + 1, len(self.strings)))
-        with np.errstate(over="ignore", invalid="ignore"):
-            for t in self.terms:
-                row = 0 if t.param is None else 1 + self.param_index[t.param]
-                g[row, self.string_index[t.pauli]] += t.coeff
-        if not np.all(np.abs(g) <= MAX_COEFFICIENT):  # also catches inf and NaN
-            row, col = (int(i[0]) for i in np.nonzero(~(np.abs(g) <= MAX_COEFFICIENT)))
-            name = None if row == 0 else self.params[row - 1]
-            same = [
-                f"terms[{i}]"
-                for i, t in enumerate(self.terms)
-                if t.pauli == self.strings[col] and t.param == name
-            ]
-            raise ProblemError(
-                (
-                    f"the coefficients of {', '.join(same)}"
-                    if len(same) > 1
-                    else f"the coefficient of {', '.join(same)}"
-                )
-                + f" (string {str(self.strings[col])!r}"
-                + (f", parameter {name!r}" if name else "")
-                + (") add up to " if len(same) > 1 else ") is ")
-                + f"{g[row, col]:.3g}: "
-                + ("overflow; " if not np.isfinite(g[row, col]) else "")
-                + f"coefficients must stay below {MAX_COEFFICIENT:.0e} (solvers square them)"
-            )
-        self._fixed = readonly(g[0])
-        self._derivs = readonly(g[1:])
-
-    # ------------------------------------------------------------------ parameters
-    @property
-    def dim(self) -> int:
-        return 1 << self.n_qubits
-
-    @property
-    def is_real(self) -> bool:
-        """True when every term has an even number of Y letters (real matrix)."""
-        return all(p.n_y % 2 == 0 for p in self.strings)
+    params: tuple[str, ...]
+    param_index: dict[str, int]
+    strings: tuple[object, ...]
+    _fixed: np.ndarray
+    _derivs: np.ndarray
 
     def values(self, mapping: Mapping[str, float] | None = None, **kw: float) -> np.ndarray:
         """Parameter vector ``(P,)`` aligned with :attr:`params` from a name->value mapping.
@@ -514,6 +443,107 @@ class ParametrisedHamiltonian:
         Read-only (shared by every later gradient); take a copy to modify it.
         """
         return self._derivs
+
+
+class ParametrisedHamiltonian(ParameterVector):
+    """Immutable Pauli-term Hamiltonian ``H(p) = Σ_t c_t p_{k(t)} P_t`` on ``n_qubits`` qubits.
+
+    Parameters
+    ----------
+    n_qubits:
+        Number of qubits; qubit 0 is the leftmost Kronecker factor.
+    terms:
+        :class:`Term` objects, or tuples ``(coeff, pauli)`` / ``(coeff, pauli, param)``.
+    params:
+        Order of the parameter vector. Defaults to the order of first appearance in ``terms``.
+        Listing a name that no term uses is allowed (its derivative is zero).
+
+    Notes
+    -----
+    Parameter values are passed as a vector aligned with :attr:`params` (see :meth:`values`).
+    The string basis :attr:`strings` holds every distinct Pauli string of the terms plus any
+    ``extra_strings`` (observables one wants to measure with the same structure).
+    """
+
+    def __init__(
+        self,
+        n_qubits: int,
+        terms: Iterable[Term | tuple],
+        params: Sequence[str] | None = None,
+        extra_strings: Iterable[PauliString] = (),
+    ) -> None:
+        if not isinstance(n_qubits, int | np.integer) or isinstance(n_qubits, bool) or n_qubits < 1:
+            raise ProblemError(f"the number of qubits must be a positive integer, got {n_qubits!r}")
+        if n_qubits > MAX_QUBITS:
+            raise ProblemError(f"{n_qubits} qubits are more than the {MAX_QUBITS} supported")
+        self.n_qubits = int(n_qubits)
+        tl: list[Term] = []
+        for i, t in enumerate(terms):
+            try:
+                if isinstance(t, Term):
+                    term = t
+                elif isinstance(t, tuple | list) and len(t) in (2, 3):
+                    term = Term.make(*t)
+                else:
+                    raise ProblemError(f"expected a Term or (coeff, pauli[, param]), got {t!r}")
+                term.pauli.check_qubits(self.n_qubits)
+            except (PauliError, ProblemError) as e:
+                raise e.located(f"terms[{i}]") from None
+            tl.append(term)
+        self.terms: tuple[Term, ...] = tuple(tl)
+        seen: dict[str, None] = {}
+        for t in self.terms:
+            if t.param is not None:
+                seen.setdefault(t.param, None)
+        self.params: tuple[str, ...] = parameter_order(seen, params)
+        self.param_index = {p: i for i, p in enumerate(self.params)}
+        strings: dict[PauliString, None] = {}
+        for t in self.terms:
+            strings.setdefault(t.pauli, None)
+        for p in extra_strings:
+            p.check_qubits(self.n_qubits)
+            strings.setdefault(p, None)
+        self.strings: tuple[PauliString, ...] = tuple(strings)
+        self.string_index = {p: i for i, p in enumerate(self.strings)}
+        # G[0] fixed part, G[1 + k] derivative w.r.t. parameter k, in the string basis
+        g = np.zeros((len(self.params) + 1, len(self.strings)))
+        with np.errstate(over="ignore", invalid="ignore"):
+            for t in self.terms:
+                row = 0 if t.param is None else 1 + self.param_index[t.param]
+                g[row, self.string_index[t.pauli]] += t.coeff
+        if not np.all(np.abs(g) <= MAX_COEFFICIENT):  # also catches inf and NaN
+            row, col = (int(i[0]) for i in np.nonzero(~(np.abs(g) <= MAX_COEFFICIENT)))
+            name = None if row == 0 else self.params[row - 1]
+            same = [
+                f"terms[{i}]"
+                for i, t in enumerate(self.terms)
+                if t.pauli == self.strings[col] and t.param == name
+            ]
+            raise ProblemError(
+                (
+                    f"the coefficients of {', '.join(same)}"
+                    if len(same) > 1
+                    else f"the coefficient of {', '.join(same)}"
+                )
+                + f" (string {str(self.strings[col])!r}"
+                + (f", parameter {name!r}" if name else "")
+                + (") add up to " if len(same) > 1 else ") is ")
+                + f"{g[row, col]:.3g}: "
+                + ("overflow; " if not np.isfinite(g[row, col]) else "")
+                + f"coefficients must stay below {MAX_COEFFICIENT:.0e} (solvers square them)"
+            )
+        self._fixed = readonly(g[0])
+        self._derivs = readonly(g[1:])
+
+    # ------------------------------------------------------------------ parameters
+    @property
+    def dim(self) -> int:
+        return 1 << self.n_qubits
+
+    @property
+    def is_real(self) -> bool:
+        """True when every term has an even number of Y letters (real matrix)."""
+        return all(p.n_y % 2 == 0 for p in self.strings)
 
     def coefficients_of(self, op: PauliSum, what: str = "operator") -> tuple[float, np.ndarray]:
         """``(identity part, coefficients over strings)`` of a Hermitian operator in this basis.

@@ -21,7 +21,7 @@ i.e. the terms ``(1/(2 m_i), "p_i p_i")`` and, sharing the parameter ``k_ij``, `
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -29,24 +29,10 @@ import numpy as np
 
 from .checks import MAX_COEFFICIENT, readonly
 from .errors import ProblemError, QuadratureError
-from .hamiltonian import ParametrisedHamiltonian
+from .hamiltonian import ParameterVector, ParametrisedHamiltonian, _finite, parameter_order
 from .quadratures import MAX_MODES, QuadString, QuadSum
 
 __all__ = ["Hamiltonian", "ModeHamiltonian", "ModeTerm"]
-
-
-def _finite(c: object) -> bool:
-    try:
-        return bool(np.isfinite(float(c)))  # type: ignore[arg-type]
-    except (OverflowError, TypeError, ValueError):
-        return False
-
-
-def _names(names: Sequence[str], limit: int = 6) -> str:
-    names = list(names)
-    if len(names) <= limit:
-        return str(names)
-    return f"{str(names[:limit])[:-1]}, ... ({len(names)} in all)]"
 
 
 @dataclass(frozen=True)
@@ -85,7 +71,7 @@ class ModeTerm:
         return cls(coeff, q, param)
 
 
-class ModeHamiltonian:
+class ModeHamiltonian(ParameterVector):
     """Immutable quadratic Hamiltonian ``H(p) = Σ_t c_t p_{k(t)} m_t`` of ``n_modes`` oscillators.
 
     Parameters
@@ -146,19 +132,7 @@ class ModeHamiltonian:
         for t in self.terms:
             if t.param is not None:
                 seen.setdefault(t.param, None)
-        if params is None:
-            self.params: tuple[str, ...] = tuple(seen)
-        else:
-            self.params = tuple(params)
-            odd = [p for p in self.params if not isinstance(p, str) or not p]
-            if odd:
-                raise ProblemError(f"parameter names must be non-empty text, got {odd[0]!r}")
-            if len(set(self.params)) != len(self.params):
-                dup = sorted({p for p in self.params if self.params.count(p) > 1})
-                raise ProblemError(f"parameter names are not unique: {dup} appear more than once")
-            missing = [p for p in seen if p not in self.params]
-            if missing:
-                raise ProblemError(f"terms use parameters that are not defined: {missing}")
+        self.params: tuple[str, ...] = parameter_order(seen, params)
         self.param_index = {p: i for i, p in enumerate(self.params)}
         strings: dict[QuadString, None] = {}
         for t in self.terms:
@@ -201,96 +175,6 @@ class ModeHamiltonian:
     def is_real(self) -> bool:
         """Always True: quadrature strings are Hermitian with real coefficients."""
         return True
-
-    def values(self, mapping: Mapping[str, float] | None = None, **kw: float) -> np.ndarray:
-        """Parameter vector ``(P,)`` aligned with :attr:`params` from a name->value mapping.
-
-        The checks of :meth:`ParametrisedHamiltonian.values
-        <qeprop.hamiltonian.ParametrisedHamiltonian.values>`: finite reals, no unknown or missing
-        names.
-        """
-        if mapping is not None and not isinstance(mapping, Mapping):
-            raise ProblemError(
-                f"parameter values must be a name->value mapping, got {type(mapping).__name__}"
-            )
-        given = dict(mapping or {}, **kw)
-        unknown = [k for k in given if k not in self.param_index]
-        if unknown:
-            raise ProblemError(
-                f"unknown parameters {_names(unknown)}; this Hamiltonian has {_names(self.params)}"
-            )
-        missing = [p for p in self.params if p not in given]
-        if missing:
-            raise ProblemError(f"no value given for parameters {_names(missing)}")
-        for p in self.params:
-            v = given[p]
-            if isinstance(v, bool | np.bool_) or not isinstance(
-                v, int | float | np.integer | np.floating
-            ):
-                raise ProblemError(f"the value of parameter {p!r} must be a real number, got {v!r}")
-            if not _finite(v):
-                raise ProblemError(f"parameters [{p!r}] are not finite (NaN or inf)")
-        return self.check_values(np.array([float(given[p]) for p in self.params]))
-
-    def check_values(self, values: np.ndarray) -> np.ndarray:
-        """``values`` as a float vector ``(P,)``: real, finite, with finite coefficients of ``H``.
-
-        Raises :class:`ProblemError` for a wrong shape, non-real entries, NaN/±inf (naming the
-        parameters), or values for which ``Σ_s |c_s|`` exceeds
-        :data:`~qeprop.checks.MAX_COEFFICIENT`.
-        """
-        try:
-            raw = np.asarray(values)
-        except (TypeError, ValueError):
-            raise ProblemError(
-                f"parameter values must be a vector of real numbers, got {values!r}"
-            ) from None
-        if raw.dtype.kind == "O":
-            for x in raw.reshape(-1):
-                if isinstance(x, bool | np.bool_) or not isinstance(
-                    x, int | float | np.integer | np.floating
-                ):
-                    raise ProblemError(f"parameter values must be real numbers, got {x!r}")
-            raw = raw.astype(float)
-        elif raw.dtype.kind not in "iuf":
-            raise ProblemError(
-                f"parameter values must be real numbers, got an array of {raw.dtype} "
-                f"({np.ravel(raw)[:3].tolist()}...)"
-            )
-        v = np.asarray(raw, dtype=float)
-        if v.shape != (len(self.params),):
-            raise ProblemError(
-                f"expected {len(self.params)} parameter values {_names(self.params)}, "
-                f"got shape {v.shape}"
-            )
-        bad = [self.params[i] for i in np.flatnonzero(~np.isfinite(v))]
-        if bad:
-            raise ProblemError(f"parameters {_names(bad)} are not finite (NaN or inf)")
-        with np.errstate(over="ignore", invalid="ignore"):
-            coef = np.abs(self.string_coefficients(v))
-            scale = coef.sum()
-        if not scale <= MAX_COEFFICIENT:
-            col = int(np.argmax(np.where(np.isfinite(coef), coef, np.inf)))
-            drivers = [
-                self.params[k] for k in np.flatnonzero((self._derivs[:, col] != 0) & (v != 0))
-            ]
-            size = "overflows to inf" if not np.isfinite(coef[col]) else f"is {coef[col]:.3g}"
-            raise ProblemError(
-                f"the coefficient of {str(self.strings[col])!r} in H {size} for the values of "
-                f"parameters {_names(drivers)}: the scale of H (sum of |coefficients|) must "
-                f"stay below {MAX_COEFFICIENT:.0e}; use smaller values"
-            )
-        return v
-
-    def string_coefficients(self, values: np.ndarray) -> np.ndarray:
-        """Coefficient of each string for parameter vector(s) ``values`` ``(P,)`` or ``(B, P)``."""
-        return self._fixed + np.asarray(values, dtype=float) @ self._derivs
-
-    @property
-    def derivative_coefficients(self) -> np.ndarray:
-        """``(n_params, n_strings)``: row ``k`` expresses ``∂H/∂p_k`` in the string basis
-        (read-only)."""
-        return self._derivs
 
     def coefficients_of(self, op: object, what: str = "operator") -> tuple[float, np.ndarray]:
         """``(identity part, coefficients over strings (S,))`` of a quadrature observable.
