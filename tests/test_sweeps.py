@@ -6,7 +6,9 @@
   run loses nothing: Dask gives the task to a worker again, the run resumes from its checkpoint,
   and every run ends exactly once, byte for byte equal to a serial run of the same point.
 * ``qeprop sweep examples/sweeps/smoke.toml`` interrupted with ``SIGINT`` and started again
-  finishes without redoing the runs that had finished.
+  finishes without redoing the runs that had finished; results.csv reads with pandas.
+* The multi-host recipe of docs/sweeps.md (``dask scheduler``, ``dask worker`` as commands)
+  runs the same sweep through ``--scheduler``.
 """
 
 from __future__ import annotations
@@ -71,13 +73,18 @@ def outputs(d: Path) -> dict[str, Any]:
 
 
 def load_csv(path: Path) -> list[dict[str, Any]]:
-    """results.csv through pandas where installed (as a user would read it), else csv."""
-    try:
-        import pandas as pd
-    except ImportError:
-        with path.open(newline="", encoding="utf-8") as f:
-            return list(csv.DictReader(f))
-    return pd.read_csv(path).to_dict("records")
+    """results.csv through pandas (a dev dependency), as a user reads it; the columns must
+    come out typed (numbers as numbers) and agree with the stdlib csv reading."""
+    import pandas as pd
+
+    frame = pd.read_csv(path)
+    with path.open(newline="", encoding="utf-8") as f:
+        plain = list(csv.DictReader(f))
+    assert list(frame.columns) == list(plain[0]) and len(frame) == len(plain)
+    for column in ("max_choice_accuracy", "steps", "wall_seconds"):
+        if column in frame and frame[column].notna().all():
+            assert pd.api.types.is_numeric_dtype(frame[column]), column
+    return frame.to_dict("records")
 
 
 # ------------------------------------------------------------------------------------ (a) files
@@ -364,7 +371,7 @@ def two_workers() -> Any:
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",  # any free port: 8787 may be another cluster's
             memory_limit=0,
             silence_logs=50,
         )
@@ -534,3 +541,80 @@ def test_smoke_sweep_interrupted_and_started_again(tmp_path: Path) -> None:
     assert len(rows) == 4 and {r["status"] for r in rows} == {"done"}
     assert all(0 <= float(r["max_choice_accuracy"]) <= 1 for r in rows)
     assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(r["run"] for r in rows)
+
+
+def test_smoke_sweep_on_a_cluster_started_from_the_dask_commands(tmp_path: Path) -> None:
+    """The multi-host recipe of docs/sweeps.md on one machine: ``dask scheduler`` and ``dask
+    worker`` started as separate commands (loopback only), ``qeprop sweep --scheduler`` on
+    them; every run is done once and results.csv reads with pandas."""
+    dask = Path(sys.executable).with_name("dask")
+    if not dask.exists():
+        pytest.skip(f"no dask command next to {sys.executable}")
+    address_file = tmp_path / "scheduler.json"
+    procs: list[subprocess.Popen[str]] = []
+    logs = [(tmp_path / f"{name}.log").open("w") for name in ("scheduler", "workers")]
+    try:
+        procs.append(
+            subprocess.Popen(
+                [
+                    str(dask),
+                    "scheduler",
+                    *("--host", "127.0.0.1", "--port", "0"),
+                    *("--no-dashboard", "--scheduler-file", str(address_file)),
+                ],
+                env={**env(), "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0"},
+                stdout=logs[0],
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+        deadline = time.monotonic() + 60
+        while not address_file.exists():
+            assert procs[0].poll() is None and time.monotonic() < deadline, "no scheduler"
+            time.sleep(0.1)
+        time.sleep(0.2)  # the file is complete once it parses
+        address = json.loads(address_file.read_text())["address"]
+        procs.append(
+            subprocess.Popen(
+                [
+                    str(dask),
+                    "worker",
+                    address,
+                    *("--nworkers", "2", "--nthreads", "1"),
+                    *("--memory-limit", "0", "--no-dashboard", "--host", "127.0.0.1"),
+                ],
+                env=env(),
+                stdout=logs[1],
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+        from distributed import Client
+
+        with Client(address, timeout=30) as client:
+            client.wait_for_workers(2, timeout=60)
+        out = tmp_path / "smoke"
+        cmd = [sys.executable, "-m", "qeprop.cli", "sweep", str(SMOKE), "--out", str(out)]
+        done = subprocess.run(
+            [*cmd, "--scheduler", address, "--no-progress"],
+            env=env(),
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        assert done.returncode == 0, done.stderr
+        assert address in done.stderr, done.stderr  # the cluster it ran on is named
+        rows = load_csv(out / RESULTS_CSV)
+        assert len(rows) == 4 and {r["status"] for r in rows} == {"done"}, rows
+        assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(r["run"] for r in rows)
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in reversed(procs):
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for log in logs:
+            log.close()

@@ -63,8 +63,10 @@ import json
 import math
 import os
 import re
+import signal
 import socket
 import sys
+import threading
 import time
 import tomllib
 import uuid
@@ -1091,18 +1093,93 @@ def _execute(
     lock_wait: float,
     retries: int,
 ) -> None:
-    """Submit the runs of ``todo`` to a Dask cluster and follow them to the end."""
-    from distributed import wait
-
-    from ._dask_cluster import connect, describe, killed_worker_type
+    """Submit the runs of ``todo`` to a Dask cluster and follow them to the end; raises
+    ``KeyboardInterrupt`` after an orderly stop on ``SIGINT`` or ``SIGTERM``."""
+    from ._dask_cluster import connect
     from .runs import _signals_ignored
 
-    runs_dir = out / RUNS
     n_workers = min(workers or _cpu_count(), len(todo))
-    client, cluster = connect(scheduler, n_workers)
+    with _stop_requested() as stop:
+        client, cluster = connect(scheduler, n_workers)
+        try:
+            _follow(
+                sweep,
+                todo,
+                out,
+                status,
+                errors,
+                progress,
+                stream,
+                command_line,
+                lock_wait,
+                retries,
+                client,
+                cluster,
+                stop,
+            )
+        finally:
+            with _signals_ignored():  # a second Ctrl-C must not leave worker processes behind
+                with contextlib.suppress(Exception):
+                    client.close(timeout=10)
+                if cluster is not None:
+                    with contextlib.suppress(Exception):
+                        cluster.close(timeout=20)
+        if stop.is_set():
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _stop_requested() -> Iterator[threading.Event]:
+    """An event that ``SIGINT`` and ``SIGTERM`` set instead of raising (main thread only).
+
+    Dask's synchronous calls wait on its event-loop thread; an exception raised by a signal
+    handler in the middle of one leaves that thread with a half-cancelled call (and a logged
+    traceback). The sweep therefore only notes the request and stops at its next poll (at most
+    a second later), then closes the cluster in order.
+    """
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        stop.set()
+
+    saved = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)
+
+
+def _follow(
+    sweep: Sweep,
+    todo: Sequence[Point],
+    out: Path,
+    status: dict[str, str],
+    errors: dict[str, str],
+    progress: bool,
+    stream: TextIO,
+    command_line: Sequence[str],
+    lock_wait: float,
+    retries: int,
+    client: Any,
+    cluster: Any,
+    stop: threading.Event,
+) -> None:
+    """Submit the runs of ``todo`` and collect them until all are done or ``stop`` is set;
+    the runs not finished by then are cancelled."""
+    from distributed import wait
+
+    from ._dask_cluster import describe, killed_worker_type
+
+    runs_dir = out / RUNS
     display: _Display | None = None
     futures: dict[Any, Point] = {}
     try:
+        if stop.is_set():
+            return
         stream.write(describe(client, cluster) + "\n")
         stream.flush()
         killed_worker = killed_worker_type()
@@ -1123,7 +1200,7 @@ def _execute(
         counts = _counts(status, client, remaining)
         display.update(counts)
         last = 0.0
-        while remaining:
+        while remaining and not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 wait(list(remaining), timeout=1.0, return_when="FIRST_COMPLETED")
             for f in [f for f in remaining if f.done()]:
@@ -1137,6 +1214,8 @@ def _execute(
                 last = time.monotonic()
                 display.update(_counts(status, client, remaining))
         display.close()
+        if stop.is_set():
+            return
         failed = [p.name for p in sweep.points if status[p.name] == "failed"]
         stream.write(
             f"qeprop sweep: {sum(s == 'done' for s in status.values())} of {total} runs done"
@@ -1146,14 +1225,8 @@ def _execute(
     finally:
         if display is not None:
             display.close()
-        with _signals_ignored():  # a second Ctrl-C must not leave worker processes behind
-            with contextlib.suppress(Exception):
-                client.cancel(list(futures), force=True)
-            with contextlib.suppress(Exception):
-                client.close(timeout=10)
-            if cluster is not None:
-                with contextlib.suppress(Exception):
-                    cluster.close(timeout=20)
+        with contextlib.suppress(Exception):
+            client.cancel(list(futures), force=True)
 
 
 def _counts(status: Mapping[str, str], client: Any, remaining: set[Any]) -> dict[str, int]:
