@@ -547,3 +547,16 @@ def test_installed_entry_point(tmp_path: Path) -> None:
     )
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+
+def test_run_help_names_every_registered_experiment(capsys) -> None:
+    """`qeprop run --help` lists the experiments without importing them (a fast start); the
+    list must stay the registry's."""
+    from qeprop.cli import EXPERIMENT_NAMES
+    from qeprop.experiments import EXPERIMENTS
+
+    assert tuple(EXPERIMENTS) == EXPERIMENT_NAMES
+    assert main(["run", "--help"]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    for name in EXPERIMENTS:
+        assert name in shown.replace("- ", "-"), name

@@ -138,6 +138,12 @@ def test_experiment_trains_both_twins_and_resumes(tmp_path) -> None:
     np.testing.assert_array_equal(saved["twin_params"], state.arrays["twin_params"])
     assert not np.array_equal(saved["params"], saved["twin_params"])  # ħ > 0: they differ
 
+    from qeprop.plotting import plot_runs
+
+    written = plot_runs([full], tmp_path / "plots")  # what `qeprop plot` draws for the run
+    assert [p.name for p in written] == ["oscillator_curves.png", "oscillator_springs.png"]
+    assert all(p.stat().st_size > 10_000 for p in written)
+
 
 def test_bad_configurations_are_refused() -> None:
     exp = get_experiment("oscillator-network")

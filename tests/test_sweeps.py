@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -618,3 +619,46 @@ def test_smoke_sweep_on_a_cluster_started_from_the_dask_commands(tmp_path: Path)
                 proc.wait()
         for log in logs:
             log.close()
+
+
+EXPERIMENT_SWEEPS = [
+    pytest.param(
+        "oscillator-network",
+        "steps = 4\neval_every = 2\ncheckpoint_every = 2\nnodes = 6\nextra_edges = 3\n"
+        "n_train = 8\nn_test = 6\nbatch_size = 2\n[grid]\nhbar = [0.01, 0.3]\n",
+        ["oscillator_curves.png", "sweep_hbar.png"],
+        id="oscillator-network",
+    ),
+    pytest.param(
+        "tfim-network",
+        "steps = 1\neval_every = 1\nbatch_size = 4\nshots = 100\n[grid]\nnudge = [0.1, 0.3]\n",
+        ["tfim_curves.png", "sweep_nudge.png"],
+        id="tfim-network",
+    ),
+    pytest.param(
+        "kitaev-sensor",
+        "steps = 1\neval_every = 1\nnx = 4\nmap_resolution = 1\n[grid]\nseed = [0, 1]\n",
+        ["kitaev_curves.png", "sweep_seed.png"],  # only replicates vary: against the first
+        id="kitaev-sensor",
+    ),
+]
+
+
+@pytest.mark.parametrize(("experiment", "body", "figures"), EXPERIMENT_SWEEPS)
+def test_the_other_experiments_run_as_sweeps(
+    tmp_path: Path, two_workers: Any, experiment: str, body: str, figures: list[str]
+) -> None:
+    """Every experiment runs as a sweep on the cluster (tiny settings) and `qeprop plot` draws
+    its summary: learning curves of the finished runs and final metrics against the axis."""
+    text = f'experiment = "{experiment}"\n[base]\n{body}'
+    sweep = parse_sweep(tomllib.loads(text))
+    out = tmp_path / "sw"
+    stream = io.StringIO()
+    outcome = run_sweep(sweep, out, scheduler=two_workers.scheduler_address, stream=stream)
+    assert outcome.failed == [] and len(outcome.done) == 2, stream.getvalue()
+    rows = load_csv(out / RESULTS_CSV)
+    assert [r["status"] for r in rows] == ["done", "done"]
+    from qeprop.sweep_plots import plot_sweep
+
+    names = [p.name for p in plot_sweep(out, out / "plots")]
+    assert names == figures

@@ -37,6 +37,12 @@ if TYPE_CHECKING:
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+#: the registered experiments (:data:`qeprop.experiments.EXPERIMENTS`, whose import is heavy;
+#: a test keeps the two lists equal)
+EXPERIMENT_NAMES = (
+    "phase-recognition", "gradient-quality", "phase-exploration", "sensitivity",
+    "kitaev-sensor", "tfim-network", "oscillator-network",
+)  # fmt: skip
 
 
 class _Parser(argparse.ArgumentParser):
@@ -98,8 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         "experiment",
         nargs="?",
-        help="phase-recognition, gradient-quality, phase-exploration, sensitivity, "
-        "kitaev-sensor or tfim-network (or 'module:attribute' of your own)",
+        help=f"{', '.join(EXPERIMENT_NAMES)} (or 'module:attribute' of your own)",
     )
     r.add_argument("--out", metavar="DIR", help="new run directory (must not exist)")
     r.add_argument("--config", metavar="FILE", help="TOML file of configuration values")

@@ -42,6 +42,8 @@ __all__ = [
     "plot_kitaev_map",
     "plot_loss_curves",
     "plot_map",
+    "plot_oscillator_curves",
+    "plot_oscillator_springs",
     "plot_overlaps",
     "plot_phase_map",
     "plot_runs",
@@ -512,7 +514,9 @@ def plot_runs(
     * ``phase-exploration`` / ``sensitivity``: ``<experiment>_trajectories.png`` over the map
       ``backgrounds[experiment]`` (if given), ``<experiment>_loss.png`` (all runs together) and,
       for finished sensitivity runs, ``sensitivity_cuts[_NAME].png``;
-    * ``tfim-network``: ``tfim_curves.png`` (all runs together; each with its exact twin).
+    * ``tfim-network``: ``tfim_curves.png`` (all runs together; each with its exact twin);
+    * ``oscillator-network``: ``oscillator_curves.png`` (all runs together; each with its
+      classical twin) and ``oscillator_springs[_NAME].png`` per finished run.
 
     (``_NAME``, the run directory's name, is added when there are several runs.) Runs that have
     not finished yet (no ``summary.json``) appear in the accuracy curves only; a
@@ -530,11 +534,11 @@ def plot_runs(
         name = _config(d).get("experiment")
         if name not in (
             "phase-recognition", "gradient-quality", "kitaev-sensor", "tfim-network",
-            *UNSUPERVISED,
+            "oscillator-network", *UNSUPERVISED,
         ):  # fmt: skip
             raise QEPError(
                 f"cannot plot experiment {name!r} (phase-recognition, gradient-quality, "
-                f"kitaev-sensor, tfim-network, {', '.join(UNSUPERVISED)})",
+                f"kitaev-sensor, tfim-network, oscillator-network, {', '.join(UNSUPERVISED)})",
                 where=str(d / CONFIG),
             )
         by_experiment.setdefault(str(name), []).append(d)
@@ -574,7 +578,13 @@ def plot_runs(
     tfim = by_experiment.get("tfim-network", [])
     for d in tfim:
         _metric_series(d, TFIM_KEYS)
-    if not members and not gq and not unsup and not kitaev and not tfim:
+    oscillators = by_experiment.get("oscillator-network", [])
+    for d in oscillators:
+        _metric_series(d, OSCILLATOR_KEYS)
+    springs = finished(oscillators, "only its learning curves are drawn")
+    for d in springs:
+        _results(d, ["params", "twin_params", "teacher_params", "param_names"])
+    if not members and not gq and not unsup and not kitaev and not tfim and not oscillators:
         raise QEPError("nothing to plot yet (no run has finished)", where=str(dirs[0]))
 
     if members:
@@ -597,6 +607,11 @@ def plot_runs(
     written += _plot_kitaev_runs(kitaev, out, names, several)
     if tfim:
         written.append(plot_tfim_curves(tfim, out / "tfim_curves.png"))
+    if oscillators:
+        written.append(plot_oscillator_curves(oscillators, out / "oscillator_curves.png"))
+        for d in springs:
+            file = f"oscillator_springs_{names[d]}.png" if several else "oscillator_springs.png"
+            written.append(plot_oscillator_springs(d, out / file))
     return written
 
 
@@ -907,4 +922,105 @@ def plot_tfim_curves(run_dirs: Sequence[str | Path], path: str | Path) -> Path:
             f"Transverse-field Ising network: QEP training and its exact twin "
             f"({n} run{'s' * (n > 1)})"
         )
+        return _save(fig, path)
+
+
+# ------------------------------------------------------------------------------------ oscillators
+OSCILLATOR_KEYS = ("test_loss", "twin_test_loss")
+
+
+def plot_oscillator_curves(run_dirs: Sequence[str | Path], path: str | Path) -> Path:
+    """Learning curves of oscillator-network runs and their classical twins.
+
+    Two panels against the training step (``metrics.jsonl``): the test loss of the quantum
+    network trained by QEP (solid) and of its classical twin trained by classical EP on the
+    same batches (dashed), on a log scale; and ``spring_difference``, the relative distance
+    ``||k - k_twin|| / ||k_twin||`` between the two networks' springs, where recorded. Each
+    run has one colour. Returns ``path``.
+    """
+    dirs = [Path(d) for d in run_dirs]
+    if not dirs:
+        raise QEPError("no run directories to plot")
+    with _style():
+        fig = _figure(figsize=(11, 4.4))
+        ax_loss, ax_diff = fig.subplots(1, 2)
+        many = len(dirs) > 8
+        for d, colour in zip(dirs, _colours(len(dirs)), strict=True):
+            s = _metric_series(d, OSCILLATOR_KEYS)
+            label = None if many else _oscillator_label(d)
+            ax_loss.plot(s["step"], s["test_loss"], color=colour, lw=1.8,
+                         label=None if label is None else f"{label}: quantum (QEP)")  # fmt: skip
+            ax_loss.plot(s["step"], s["twin_test_loss"], color=colour, lw=1.4, ls="--",
+                         label=None if label is None else f"{label}: classical twin")  # fmt: skip
+            records = read_metrics(d)
+            if any("spring_difference" in r for r in records):
+                diff = _metric_series(d, ["spring_difference"])
+                ax_diff.plot(diff["step"], diff["spring_difference"], color=colour, lw=1.6,
+                             label=label)  # fmt: skip
+        ax_loss.set_yscale("log")
+        ax_loss.set_title("test loss")
+        ax_diff.set_title("springs: ‖k − k_twin‖ / ‖k_twin‖")
+        for ax in (ax_loss, ax_diff):
+            ax.set_xlabel("training step")
+            ax.grid(alpha=0.3, which="both")
+        if many:
+            ax_loss.plot([], [], color="0.3", lw=1.8, label="quantum, QEP (solid)")
+            ax_loss.plot([], [], color="0.3", lw=1.4, ls="--", label="classical twin (dashed)")
+        ax_loss.legend(fontsize=8)
+        n = len(dirs)
+        fig.suptitle(
+            f"Oscillator network: QEP training and its classical twin ({n} run{'s' * (n > 1)})"
+        )
+        return _save(fig, path)
+
+
+def _oscillator_label(run_dir: Path) -> str:
+    cfg = _config(run_dir)
+    if cfg.get("label"):
+        return str(cfg["label"])
+    return f"ħ={cfg['hbar']}" if "hbar" in cfg else run_dir.name
+
+
+def plot_oscillator_springs(run_dir: str | Path, path: str | Path) -> Path:
+    """The trained springs of one finished oscillator-network run, and its test outputs.
+
+    Left: the spring constants ``k_s`` of the quantum network (QEP), of its classical twin and
+    of the teacher that made the targets, per spring (``results.npz``: ``params``,
+    ``twin_params``, ``teacher_params``, ``param_names``). Right: the quantum network's test
+    outputs against their targets (``test_outputs``, ``test_targets``: squared distances of
+    the output pairs, one colour per output), with the diagonal. Returns ``path``.
+    """
+    d = Path(run_dir)
+    r = _results(
+        d,
+        ["params", "twin_params", "teacher_params", "param_names", "test_outputs", "test_targets"],
+    )
+    names = [str(n) for n in r["param_names"]]
+    x = np.arange(len(names))
+    with _style():
+        fig = _figure(figsize=(13, 4.6))
+        ax_k, ax_y = fig.subplots(1, 2, width_ratios=(1.8, 1))
+        width = 0.27
+        for shift, key, label, colour in (
+            (-width, "teacher_params", "teacher", "0.55"),
+            (0.0, "twin_params", "classical twin (EP)", "#1f77b4"),
+            (width, "params", "quantum network (QEP)", "#d62728"),
+        ):
+            ax_k.bar(x + shift, r[key], width, label=label, color=colour)
+        ax_k.set_xticks(x, names, rotation=60, ha="right", fontsize=8)
+        ax_k.set_ylabel("spring constant k")
+        ax_k.set_title("trained springs")
+        ax_k.legend(fontsize=8)
+        ax_k.grid(alpha=0.3, axis="y")
+        y, t = np.asarray(r["test_outputs"]), np.asarray(r["test_targets"])
+        for j, colour in zip(range(y.shape[1]), _colours(y.shape[1]), strict=True):
+            ax_y.scatter(t[:, j], y[:, j], s=14, color=colour, label=f"output {j}")
+        lo, hi = float(min(t.min(), y.min())), float(max(t.max(), y.max()))
+        ax_y.plot([lo, hi], [lo, hi], color="0.3", lw=1, ls=":")
+        ax_y.set_xlabel("target")
+        ax_y.set_ylabel("quantum network ⟨output⟩")
+        ax_y.set_title("test set")
+        ax_y.legend(fontsize=8)
+        ax_y.grid(alpha=0.3)
+        fig.suptitle(f"Oscillator network {_oscillator_label(d)}: springs after training")
         return _save(fig, path)

@@ -10,6 +10,9 @@ runs of one variant differ only in their random numbers and give its statistics.
   of each variant) and ``accuracy_histograms.png`` (Fig. 2g; final accuracy per variant);
 * gradient-quality: ``overlaps.png`` (Fig. 2d, 2e; median overlap of QEP and exact gradients
   against the nudge and against the shots, bands over the batches of all runs of a variant);
+* tfim-network, oscillator-network, kitaev-sensor: the learning curves of every finished run
+  with its twin or readouts (``tfim_curves.png``, ``oscillator_curves.png``,
+  ``kitaev_curves.png``, as :func:`qeprop.plotting.plot_runs` draws them);
 * every experiment: ``sweep_KEY.png`` for each varied key that is not a replicate key (or the
   group): every numeric final metric against the key's values, one panel per metric, the mean
   over the replicates with their standard deviation as error bars and each run as a dot.
@@ -36,6 +39,9 @@ from .plotting import (
     _style,
     plot_accuracy_curves,
     plot_accuracy_histograms,
+    plot_kitaev_curves,
+    plot_oscillator_curves,
+    plot_tfim_curves,
 )
 from .runs import METRICS, SUMMARY, _read_json_object
 from .sweeps import RUNS, SWEEP_JSON, is_replicate
@@ -91,6 +97,14 @@ def plot_sweep(sweep_dir: str | Path, out_dir: str | Path) -> list[Path]:
         written.append(plot_accuracy_histograms(dirs, out / "accuracy_histograms.png", variants))
     if experiment == "gradient-quality":
         written.append(plot_overlap_variants(_variants(points, done), out / "overlaps.png"))
+    curves = {
+        "tfim-network": (plot_tfim_curves, "tfim_curves.png"),
+        "oscillator-network": (plot_oscillator_curves, "oscillator_curves.png"),
+        "kitaev-sensor": (plot_kitaev_curves, "kitaev_curves.png"),
+    }
+    if experiment in curves:
+        draw, file = curves[str(experiment)]
+        written.append(draw(list(done.values()), out / file))
     written += plot_sweep_metrics(d, out)
     return written
 
