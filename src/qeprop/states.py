@@ -18,6 +18,7 @@ made by the ``gaussian`` backend). Estimators reach every kind only through
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -199,7 +200,11 @@ class MPSEquilibrium:
         Warm-started states (nudged ones) carry the gap of their start.
     variance : float
         ``⟨H²⟩ - ⟨H⟩²``: the accuracy of the state (zero for an exact eigenstate; the energy error
-        is about ``variance / gap`` and a state error about ``sqrt(variance) / gap``).
+        is about ``variance / gap`` and a state error about ``sqrt(variance) / gap``). Computed
+        on first access and then kept: it needs an environment sweep with the squared MPO (bond
+        dimension ``D²``), about as costly as a few DMRG half-sweeps' worth of local products,
+        and a gradient's three solves never read it. The constructor takes it as
+        ``variance_of``: a number, or a function of no arguments that computes it.
     sweeps : int
         DMRG sweeps spent.
     bond_dim : int
@@ -213,7 +218,7 @@ class MPSEquilibrium:
     envs: tuple[np.ndarray, ...] = field(repr=False, compare=False)
     energy: float
     gap: float
-    variance: float
+    variance_of: float | Callable[[], float] = field(repr=False, compare=False)
     sweeps: int = 0
     bond_dim: int = 1
     warm_started: bool = False
@@ -230,6 +235,15 @@ class MPSEquilibrium:
     @property
     def n_qubits(self) -> int:
         return len(self.tensors)
+
+    @property
+    def variance(self) -> float:
+        """``⟨H²⟩ - ⟨H⟩²`` (see the class docstring), computed on first access."""
+        v = self.variance_of
+        if callable(v):
+            v = float(v())
+            object.__setattr__(self, "variance_of", v)  # a cache: the record stays immutable
+        return float(v)
 
     @property
     def degeneracy(self) -> int:

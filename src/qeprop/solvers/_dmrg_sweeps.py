@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg as sla
+from scipy.linalg.lapack import dstev as _dstev
 
 from ..pauli import PauliString
 
@@ -158,7 +159,7 @@ class MPOTemplate:
         out = []
         for site in self.sites:
             dl, dr = site.fixed.shape[:2]
-            w = site.fixed.astype(dtype).reshape(dl * dr, 4)
+            w: np.ndarray = site.fixed.astype(dtype).reshape(dl * dr, 4)
             if len(site.flat):
                 np.add.at(w, site.flat, eff[site.string, None] * site.letter)
             out.append(w.reshape(dl, dr, 2, 2))
@@ -192,7 +193,9 @@ def lanczos_lowest(
 
     Lanczos from ``v0`` (three-term recurrence plus one pass of full reorthogonalisation),
     stopped when the residual ``||H x - θ x||`` is below ``tol``, when the Krylov space is
-    exhausted, or after ``maxiter`` products. Returns ``(values, vector, matvecs)``.
+    exhausted, or after ``maxiter`` products. The tridiagonal problem of each step goes straight
+    to LAPACK (``dstev``: a sweep runs thousands of these small solves, and ``numpy.linalg.eigh``
+    costs twice as much per call in argument checks). Returns ``(values, vector, matvecs)``.
     """
     n = v0.size
     kmax = max(1, min(maxiter, n))
@@ -206,11 +209,11 @@ def lanczos_lowest(
     basis[0] = v0 / nrm
     if conj is not basis:
         np.conjugate(basis[0], out=conj[0])
+    alpha = np.zeros(kmax)
+    beta = np.zeros(kmax)
     vals = np.zeros(1)
     vecs = np.ones((1, 1))
     j = 0
-    b = 0.0
-    tri = np.zeros((kmax, kmax))
     for j in range(kmax):
         w = matvec(basis[j])
         a = float(np.vdot(basis[j], w).real)
@@ -219,14 +222,14 @@ def lanczos_lowest(
         # orthogonality is lost once the Ritz vector converges)
         w -= a * basis[j]
         if j:
-            w -= b * basis[j - 1]
+            w -= beta[j - 1] * basis[j - 1]
         w -= (conj[: j + 1] @ w) @ basis[: j + 1]
         b = float(np.sqrt(np.vdot(w, w).real))
-        tri[j, j] = a
-        vals, vecs = np.linalg.eigh(tri[: j + 1, : j + 1])
+        alpha[j] = a
+        vals, vecs = _tridiagonal_eigh(alpha[: j + 1], beta[:j])
         if j + 1 == kmax or b <= 1e-14 * max(1.0, abs(a)) or b * abs(vecs[-1, 0]) <= tol:
             break
-        tri[j, j + 1] = tri[j + 1, j] = b
+        beta[j] = b
         basis[j + 1] = w / b
         if conj is not basis:
             np.conjugate(basis[j + 1], out=conj[j + 1])
@@ -235,20 +238,56 @@ def lanczos_lowest(
     return vals[:1], x, j + 1
 
 
+def _tridiagonal_eigh(d: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (ascending) and eigenvectors (columns) of the real symmetric tridiagonal
+    matrix with diagonal ``d`` and off-diagonal ``e``."""
+    if len(d) == 1:
+        return d.copy(), np.ones((1, 1))
+    w, z, info = _dstev(d, e, compute_v=1)
+    if info != 0:  # pragma: no cover - dstev on a small tridiagonal matrix does not fail
+        t = np.diag(d) + np.diag(e, 1) + np.diag(e, -1)
+        return np.linalg.eigh(t)
+    return w, z
+
+
+def _orthonormal_rows(new: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """The rows of ``new`` orthogonalised against the orthonormal rows of ``basis`` (two passes
+    of block Gram-Schmidt) and among themselves (modified Gram-Schmidt), normalised; rows whose
+    remaining norm is below ``1e-12 max(1, largest norm)`` (linearly dependent) are dropped."""
+    for _ in range(2):
+        if len(basis):
+            # new @ basis^H without a conjugated copy of the (large) basis
+            new = new - (new.conj() @ basis.T).conj() @ basis
+    floor = 1e-12 * max(1.0, float(np.max(np.linalg.norm(new, axis=1), initial=0.0)))
+    kept: list[np.ndarray] = []
+    for v in new:
+        for _ in range(2):
+            for u in kept:
+                v = v - np.vdot(u, v) * u
+        nv = float(np.linalg.norm(v))
+        if nv > floor:
+            kept.append(v / nv)
+    return np.array(kept, dtype=new.dtype).reshape(len(kept), new.shape[1])
+
+
 def ritz_lowest(
     matvec: Callable[[np.ndarray], np.ndarray],
     starts: np.ndarray,
     tol: float,
     maxiter: int = 40,
+    matmat: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """The ``m = len(starts)`` lowest Ritz pairs of a Hermitian operator, from a block Krylov
     space grown by residuals (block Lanczos without the three-term recurrence).
 
+    ``matmat``, if given, applies the operator to a block of rows ``(k, n)`` at once (cheaper
+    than ``k`` calls of ``matvec`` for the small local problems of DMRG).
     Starting from the span of the rows of ``starts`` ``(m, n)``, each step adds the residuals of
     the present ``m`` lowest Ritz pairs, orthogonalised, and re-solves the projected problem;
     it stops when every residual ``||H x - θ x||`` is below ``tol`` or after ``maxiter``
-    products. A block (not a single vector) is what resolves an exactly degenerate pair.
-    Returns ``(values (m,), vectors (m, n), matvecs)``.
+    products. A block (not a single vector) is what resolves an exactly degenerate pair. The
+    projected matrix grows by the rows of the new directions only (the older entries do not
+    change). Returns ``(values (m,), vectors (m, n), matvecs)``.
     """
     m, n = starts.shape
     dtype = np.result_type(starts.dtype, np.float64)
@@ -262,27 +301,28 @@ def ritz_lowest(
     vals = np.zeros(m)
     x = new
     while True:
-        # orthogonalise the new directions against the basis and among themselves
-        for _ in range(2):
-            if size:
-                new = new - (new @ basis[:size].conj().T) @ basis[:size]
-        q, r = np.linalg.qr(new.T)
-        keep = np.abs(np.diag(r)) > 1e-12 * max(1.0, float(np.max(np.abs(np.diag(r)), initial=0)))
-        q = q[:, keep].T
+        q = _orthonormal_rows(new, basis[:size])
         if size == 0 and len(q) < m:  # degenerate starts: pad with a fixed direction
             extra = np.random.default_rng(0).standard_normal((m - len(q), n)).astype(dtype)
             q = np.linalg.qr(np.vstack([q, extra]).T)[0].T
         q = q[: cap - size]
         if len(q) == 0:
             break
-        for v in q:
-            basis[size] = v
-            hbasis[size] = matvec(v)
-            used += 1
-            size += 1
-        proj[:size, :size] = basis[:size].conj() @ hbasis[:size].T
-        t = 0.5 * (proj[:size, :size] + proj[:size, :size].conj().T)
-        theta, y = np.linalg.eigh(t)
+        lo, size = size, size + len(q)
+        basis[lo:size] = q
+        if matmat is not None:
+            hbasis[lo:size] = matmat(q)  # the new directions as one block
+        else:
+            for i in range(lo, size):
+                hbasis[i] = matvec(basis[i])
+        used += len(q)
+        # rows of the new directions; the new columns of the old rows by Hermiticity
+        rows = basis[lo:size].conj() @ hbasis[:size].T
+        proj[lo:size, :size] = rows
+        proj[:lo, lo:size] = rows[:, :lo].conj().T
+        diag = proj[lo:size, lo:size]
+        proj[lo:size, lo:size] = 0.5 * (diag + diag.conj().T)
+        theta, y = np.linalg.eigh(proj[:size, :size])
         k = min(m, size)
         vals, y = theta[:k], y[:, :k]
         x = y.T @ basis[:size]
@@ -364,7 +404,8 @@ class Sweeper:
     def local(
         self, k: int, width: int
     ) -> tuple[Callable[[np.ndarray], np.ndarray], tuple[int, ...]]:
-        """The effective Hamiltonian of sites ``k..k+width-1`` (one or two) as a product."""
+        """The effective Hamiltonian of sites ``k..k+width-1`` (one or two) as a product, for
+        a vector or a block of vectors (rows)."""
         env_l, env_r = self.left[k], self.right[k + width]
         al, dl = env_l.shape[2], env_l.shape[1]
         dr, ar = env_r.shape[1], env_r.shape[2]
@@ -380,6 +421,10 @@ class Sweeper:
         shape = (al, *([2] * width), ar)
 
         def mv(v: np.ndarray) -> np.ndarray:
+            if v.ndim == 2:  # a block of vectors (rows): one batched product per factor
+                x = np.matmul(lm, v.reshape(-1, al, d * ar)).reshape(-1, dl * d, ar)
+                y = np.matmul(wm, x)  # (k a', o w', b)
+                return (y.reshape(-1, dr * ar) @ rm).reshape(len(v), -1)
             x = (lm @ v.reshape(al, d * ar)).reshape(-1, dl * d, ar)  # (a', w i, b)
             y = np.matmul(wm, x)  # (a', o w', b)
             return (y.reshape(-1, dr * ar) @ rm).reshape(-1)  # (a' o, b')
@@ -398,7 +443,8 @@ class Sweeper:
             vals, x, m = lanczos_lowest(mv, starts[0].reshape(-1), tol, maxiter=maxiter)
             xs = [x]
         else:
-            vals, xv, m = ritz_lowest(mv, np.stack([t.reshape(-1) for t in starts]), tol, maxiter)
+            vals, xv, m = ritz_lowest(mv, np.stack([t.reshape(-1) for t in starts]), tol, maxiter,
+                                      matmat=mv)  # fmt: skip
             xs = list(xv)
         self.matvecs += m
         self.energies = np.asarray(vals, dtype=float)
