@@ -17,6 +17,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -404,6 +405,51 @@ def test_a_failed_run_does_not_stop_the_sweep(tmp_path: Path, two_workers: Any, 
     assert rows["fail_at=2,seed=3"]["status"] == "failed"
     assert rows["fail_at=2,seed=3"]["error"] == "RuntimeError: toy failure in step 2"
     assert rows["fail_at=2,seed=3"]["loss"] == ""
+    # progress lines count training steps: a failed run's steps left are no longer work
+    last = re.findall(r"steps (\d+)/(\d+)", cap.err)[-1]
+    assert last[0] == last[1], cap.err
+
+
+def test_progress_counts_steps_from_checkpoints(tmp_path: Path) -> None:
+    """The time left is the steps left over this session's steps per second: runs of different
+    lengths and resumed runs count right (a run-count estimate would say 3x too much here)."""
+    sweep = parse_sweep(
+        {
+            "experiment": TOY,
+            "base": {"dim": 2},
+            "grid": {"steps": [10, 30], "seed": [0, 1]},
+        }
+    )
+    runs = tmp_path / "runs"
+    names = [p.name for p in sweep.points]
+
+    def checkpoint(name: str, step: int) -> None:
+        (runs / name).mkdir(parents=True, exist_ok=True)
+        path = runs / name / "checkpoint.json"
+        path.write_text(json.dumps({"step": step, "meta": {}}))
+        os.utime(path, ns=(time.time_ns(), time.time_ns() + step))  # a new mtime each write
+
+    checkpoint(names[2], 6)  # resumed: 6 steps were done before this session
+    status = dict.fromkeys(names, "pending")
+    status[names[0]] = "done"
+    meter = sweeps._StepMeter(sweep, runs, status)
+    assert meter.known and meter.all_steps == 10 + 10 + 30 + 30
+    assert meter.done_steps == 10 + 6 and meter.remaining(5.0) is None  # no step made yet
+    checkpoint(names[2], 16)
+    checkpoint(names[3], 10)
+    meter.poll()
+    assert meter.done_steps == 10 + 16 + 10
+    assert meter.remaining(20.0) == pytest.approx((80 - 36) * 20.0 / 20)
+    meter.close(names[1], done=False)  # failed at step 0: its 10 steps leave the total
+    assert meter.all_steps == 70 and meter.done_steps == 36
+    meter.close(names[2], done=True)
+    assert meter.done_steps == 50
+    checkpoint(names[2], 3)  # a closed run is not read again
+    meter.poll()
+    assert meter.done_steps == 50
+    (runs / names[3] / "checkpoint.json").write_text("{damaged")  # unreadable: last value kept
+    meter.poll()
+    assert meter.done_steps == 50
 
 
 KILL_CASES = [

@@ -80,6 +80,7 @@ from .errors import ProblemError, QEPError
 from .experiments import Experiment, get_experiment
 from .problem import load_toml, read_text
 from .runs import (
+    CHECKPOINT_JSON,
     CONFIG,
     PROVENANCE,
     SUMMARY,
@@ -902,23 +903,109 @@ def _fmt_time(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-class _Display:
-    """What the terminal shows: a live bar (on a terminal) and one line per finished run."""
+class _StepMeter:
+    """The training steps of a sweep's runs, for its progress bar and estimate of the time left.
 
-    def __init__(self, total: int, initial: int, stream: TextIO, live: bool) -> None:
+    A run's total is its experiment's ``total_steps`` of its configuration; its progress is the
+    step of its last checkpoint (``checkpoint.json``, written atomically by the run), read again
+    only when the file changed. The estimate is the steps left divided by the steps done in
+    this session per second, so runs of different lengths, resumed runs and any number of
+    workers count right. ``known`` is false when some total is unknown (the display then
+    counts runs only).
+    """
+
+    def __init__(self, sweep: Sweep, runs_dir: Path, status: Mapping[str, str]) -> None:
+        self.runs_dir = runs_dir
+        self.total: dict[str, int] = {}
+        try:
+            exp = get_experiment(sweep.experiment)
+            for p in sweep.points:
+                self.total[p.name] = max(0, int(exp.total_steps(exp.resolve(p.config))))
+        except Exception:  # an experiment without a step count: runs are counted instead
+            self.total = {}
+        self.known = bool(self.total)
+        self._seen: dict[str, int] = {}
+        self.step: dict[str, int] = {}
+        self.open: set[str] = set()
+        for p in sweep.points:
+            if status.get(p.name) == "done":
+                self.step[p.name] = self.total.get(p.name, 0)
+            else:
+                self.step[p.name] = self._read(p.name) or 0
+                self.open.add(p.name)
+        self.start = dict(self.step)
+
+    def _read(self, name: str) -> int | None:
+        path = self.runs_dir / name / CHECKPOINT_JSON
+        try:
+            mtime = path.stat().st_mtime_ns
+            if self._seen.get(name) == mtime:
+                return None
+            step = json.loads(path.read_text(encoding="utf-8"))["step"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        self._seen[name] = mtime
+        return int(step) if isinstance(step, int) and step >= 0 else None
+
+    def poll(self) -> None:
+        """Read the checkpoints of the runs still open that changed since the last poll."""
+        if not self.known:
+            return
+        for name in self.open:
+            step = self._read(name)
+            if step is not None:
+                self.step[name] = min(step, self.total[name])
+
+    def close(self, name: str, done: bool) -> None:
+        """A run ended: done (all its steps) or failed (its steps left are no longer work)."""
+        self.open.discard(name)
+        if name in self.total:
+            if done:
+                self.step[name] = self.total[name]
+            else:
+                self.total[name] = self.step[name] = max(self.step[name], self.start[name])
+
+    @property
+    def done_steps(self) -> int:
+        return sum(self.step.values())
+
+    @property
+    def all_steps(self) -> int:
+        return sum(self.total.values())
+
+    def remaining(self, elapsed: float) -> float | None:
+        """Seconds left at this session's rate; None before any step was made."""
+        work = sum(self.step[n] - self.start[n] for n in self.step)
+        left = self.all_steps - self.done_steps
+        if not self.known or work <= 0 or elapsed <= 0:
+            return None
+        return left * elapsed / work
+
+
+class _Display:
+    """What the terminal shows: a live bar (on a terminal) and one line per finished run.
+
+    The bar counts the training steps of all runs (its rate and time left are tqdm's), or the
+    runs themselves when a step count is unknown; its postfix and the lines count runs."""
+
+    def __init__(
+        self, total: int, initial: int, stream: TextIO, live: bool, meter: _StepMeter | None = None
+    ) -> None:
         self.stream = stream
         self.total = total
+        self.meter = meter if meter is not None and meter.known else None
         self.bar: Any = None
         self.started = time.monotonic()
         self.completed = 0  # runs finished (done or failed) in this session
         if live and stream.isatty():
             from tqdm import tqdm
 
+            steps = self.meter is not None
             self.bar = tqdm(
-                total=total,
-                initial=initial,
-                desc="runs",
-                unit="run",
+                total=self.meter.all_steps if self.meter else total,
+                initial=self.meter.done_steps if self.meter else initial,
+                desc="steps" if steps else "runs",
+                unit="step" if steps else "run",
                 file=stream,
                 dynamic_ncols=True,
                 leave=True,
@@ -932,16 +1019,30 @@ class _Display:
         )
         if eta:
             elapsed = time.monotonic() - self.started
-            text += f"; elapsed {_fmt_time(elapsed)}"
             left = counts["running"] + counts["pending"]
-            if self.completed and left:
-                text += f", remaining ~{_fmt_time(elapsed / self.completed * left)}"
+            if self.meter is not None:
+                text += f"; steps {self.meter.done_steps}/{self.meter.all_steps}"
+                remaining = self.meter.remaining(elapsed) if left else None
+            else:
+                remaining = elapsed / self.completed * left if self.completed and left else None
+            text += f"; elapsed {_fmt_time(elapsed)}"
+            if remaining is not None:
+                text += f", remaining ~{_fmt_time(remaining)}"
         return text
 
     def update(self, counts: Mapping[str, int]) -> None:
+        if self.meter is not None:
+            self.meter.poll()
         if self.bar is not None:
+            if self.meter is not None:
+                if self.bar.total != self.meter.all_steps:  # a failed run's steps left
+                    self.bar.total = self.meter.all_steps
+                delta = self.meter.done_steps - self.bar.n
+                if delta > 0:
+                    self.bar.update(delta)
+            prefix = f"runs {counts['done']}/{self.total} done, " if self.meter else ""
             self.bar.set_postfix_str(
-                f"running {counts['running']}, failed {counts['failed']}, "
+                f"{prefix}running {counts['running']}, failed {counts['failed']}, "
                 f"pending {counts['pending']}",
                 refresh=True,
             )
@@ -951,10 +1052,12 @@ class _Display:
             self.completed += 1
         if self.bar is not None:
             self.bar.write(line, file=self.stream)
-            if advance:
+            if advance and self.meter is None:
                 self.bar.update(1)
             self.update(counts)
         else:
+            if self.meter is not None:
+                self.meter.poll()
             self.stream.write(f"{line}  [{self.counts_text(counts, eta=True)}]\n")
             self.stream.flush()
 
@@ -1195,7 +1298,8 @@ def _follow(
             key = f"qeprop-run-{uuid.uuid4().hex}"
             futures[client.submit(run_point, task, key=key, retries=retries, pure=False)] = p
         total = len(sweep.points)
-        display = _Display(total, total - len(todo), stream, progress)
+        meter = _StepMeter(sweep, runs_dir, status)
+        display = _Display(total, total - len(todo), stream, progress, meter)
         remaining = set(futures)
         counts = _counts(status, client, remaining)
         display.update(counts)
@@ -1207,6 +1311,7 @@ def _follow(
                 remaining.discard(f)
                 p = futures[f]
                 line = _collect(f, p, runs_dir, status, errors, killed_worker)
+                meter.close(p.name, status[p.name] == "done")
                 _write_results(out, sweep, status, errors)
                 counts = _counts(status, client, remaining)
                 display.event(line, counts, advance=True)
