@@ -133,7 +133,7 @@ def test_phase_recognition_config_is_validated() -> None:
     cfg = exp.resolve({})
     assert cfg["nudge"] == 0.4 and cfg["shots"] == 10 and cfg["batch_size"] == 10
     assert cfg["boundary"] == "periodic" and cfg["chain_length"] == 8
-    for bad in ({"couplings": "xy"}, {"steps": 0}, {"nudge": -1.0}, {"bogus": 1}):
+    for bad in ({"couplings": "xy"}, {"steps": -1}, {"nudge": -1.0}, {"bogus": 1}):
         with pytest.raises(ProblemError):
             exp.resolve(bad)
 

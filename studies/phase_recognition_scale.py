@@ -1,0 +1,234 @@
+"""Phase recognition on long open chains: an 8-site-trained sensor at L = 8 ... 128, fine-tuned
+and trained from scratch through the dmrg backend (docs/phase-recognition-scale.md).
+
+Pieces, each a normal ``qeprop run`` directory under ``OUT_DIR/runs`` (rerunning the script skips
+finished runs and resumes interrupted ones):
+
+``source``
+    Only when ``--source`` holds no couplings (the committed ``docs/results/phase-recognition/*``
+    directories keep a summary only): its ``config.toml`` run again (the 8-site sensor).
+``trained-setting``
+    The source's own setting (8-site periodic chain, exact), ``steps = 0``: the reference.
+``eval-L{L}``
+    The source's couplings on an open ``L``-site chain (``method = dmrg``, sensor on the middle
+    sites ``L//2 - 1, L//2``, edge terms 1), ``steps = 0``: max-choice and single-shot accuracy
+    on the fixed test set and the phase map, no retraining.
+``finetune-L{L}``
+    The source's couplings fine-tuned with QEP (centred nudging, shots) on ``--finetune-length``
+    for ``--finetune-steps`` steps of ``--batch-size`` points.
+``scratch-L{L}``
+    A sensor trained from scratch on ``--scratch-length`` for ``--scratch-steps`` steps.
+
+Outputs: ``OUT_DIR/scale.md`` (table: accuracies, steps, wall seconds), ``OUT_DIR/timings.json``,
+``OUT_DIR/accuracy-vs-length.png`` and the phase maps ``OUT_DIR/map-<run>.png``.
+
+Usage::
+
+    .venv/bin/python studies/phase_recognition_scale.py OUT_DIR \\
+        [--source docs/results/phase-recognition/default-s1] [--lengths 8 16 32 64 128] \\
+        [--finetune-length 64 --finetune-steps 100 --batch-size 10] \\
+        [--scratch-length 32 --scratch-steps 500] [--tiny]
+
+``--tiny`` (timing): 4 test points, a 2-per-side map, 2 training steps of 2 points, lengths
+16 32 64; it also times one training step and one evaluated point at each length directly
+(through the experiment, outside the runs) and writes them to ``OUT_DIR/timings.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qeprop.experiments.phase_recognition import EXPERIMENT, triangle_grid
+from qeprop.runs import resume_run, run_finished, start_run
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_SOURCE = ROOT / "docs" / "results" / "phase-recognition" / "default-s1"
+
+
+def _run(name: str, overrides: dict[str, Any], out: Path) -> tuple[Path, float]:
+    """Start, resume or skip the run ``out/runs/name``; returns it and the seconds spent now."""
+    d = out / "runs" / name
+    t = time.perf_counter()
+    if d.exists() and run_finished(d):
+        print(f"{name}: finished earlier", flush=True)
+        return d, 0.0
+    if d.exists():
+        print(f"{name}: resuming", flush=True)
+        resume_run(d, progress=False)
+    else:
+        print(f"{name}: {overrides}", flush=True)
+        start_run("phase-recognition", overrides, d, progress=False)
+    return d, time.perf_counter() - t
+
+
+def _has_couplings(d: Path) -> bool:
+    return (d / "results.npz").is_file() or (d / "checkpoint.npz").is_file()
+
+
+def _source(arg: Path, out: Path) -> tuple[Path, dict[str, Any], float]:
+    """A run directory with couplings, its configuration, and the seconds spent training it."""
+    with open(arg / "config.toml", "rb") as f:
+        config = tomllib.load(f)
+    config.pop("experiment", None)
+    if _has_couplings(arg) and run_finished(arg):
+        return arg, config, 0.0
+    print(f"{arg} keeps no final couplings: training its configuration again", flush=True)
+    d, sec = _run("source", config, out)
+    return d, config, sec
+
+
+def _summary(d: Path) -> dict[str, Any]:
+    return json.loads((d / "summary.json").read_text())["final"]
+
+
+def _time_pieces(
+    lengths: list[int], batch_size: int, src: Path, extra: dict[str, Any]
+) -> list[str]:
+    """Seconds of one training step (``batch_size`` samples, the source's couplings) and of
+    one evaluated test point (mean over 4), at each length, as markdown lines."""
+    lines = [
+        f"| L | s per step (batch {batch_size}) | s per sample | s per evaluated point |",
+        "|---:|---:|---:|---:|",
+    ]
+    for length in lengths:
+        over = {**extra, "chain_length": length, "batch_size": batch_size, "init_from": str(src)}
+        config = EXPERIMENT.resolve(over)
+        state = EXPERIMENT.init(config)
+        t = time.perf_counter()
+        state = EXPERIMENT.step(config, state)
+        step = time.perf_counter() - t
+        pts = EXPERIMENT.test_set(config)[0][:4]
+        t = time.perf_counter()
+        EXPERIMENT.probabilities(config, np.asarray(state.arrays["params"]), pts)
+        point = (time.perf_counter() - t) / len(pts)
+        lines.append(f"| {length} | {step:.2f} | {step / batch_size:.2f} | {point:.2f} |")
+        print(lines[-1], flush=True)
+    return lines
+
+
+def _figures(out: Path, rows: list[dict[str, Any]], maps: list[Path]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from qeprop.plotting import plot_phase_map
+
+    evals = sorted((r for r in rows if r["kind"] == "eval"), key=lambda r: r["L"])
+    fig, ax = plt.subplots(figsize=(5, 3.4), constrained_layout=True)
+    ls = [r["L"] for r in evals]
+    ax.plot(ls, [r["max_choice_accuracy"] for r in evals], "o-", label="max-choice")
+    ax.plot(ls, [r["single_shot_accuracy"] for r in evals], "s-", label="single-shot")
+    for r in rows:
+        if r["kind"] == "reference":
+            ax.axhline(r["max_choice_accuracy"], color="C0", ls=":", lw=1)
+            ax.axhline(r["single_shot_accuracy"], color="C1", ls=":", lw=1)
+        if r["kind"] in ("finetune", "scratch"):
+            mark = "*" if r["kind"] == "finetune" else "x"
+            ax.plot([r["L"]], [r["max_choice_accuracy"]], mark, color="C0", ms=10)
+            ax.plot([r["L"]], [r["single_shot_accuracy"]], mark, color="C1", ms=10,
+                    label=f"{r['kind']} (max-choice, single-shot)")  # fmt: skip
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("open chain length L")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("8-site sensor on long chains (dotted: 8-site ring)")
+    ax.legend(fontsize=7)
+    fig.savefig(out / "accuracy-vs-length.png", dpi=150)
+    plt.close(fig)
+    for d in maps:
+        plot_phase_map(d, out / f"map-{d.name}.png")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
+    ap.add_argument("--lengths", type=int, nargs="+", default=[8, 16, 32, 64, 128])
+    ap.add_argument("--finetune-length", type=int, default=64)
+    ap.add_argument("--finetune-steps", type=int, default=100)
+    ap.add_argument("--batch-size", type=int, default=10)
+    ap.add_argument("--eval-every", type=int, default=50)
+    ap.add_argument("--scratch-length", type=int, default=32)
+    ap.add_argument("--scratch-steps", type=int, default=500)
+    ap.add_argument("--test-size", type=int, default=200)
+    ap.add_argument("--map-resolution", type=int, default=24)
+    ap.add_argument("--bond-dim", type=int, default=64)
+    ap.add_argument("--tiny", action="store_true", help="timing settings (see the docstring)")
+    a = ap.parse_args(argv)
+    if a.tiny:
+        a.lengths, a.test_size, a.map_resolution = [16, 32, 64], 4, 2
+        a.finetune_steps = a.scratch_steps = a.batch_size = 2
+        a.eval_every, a.scratch_length = 2, 16
+    out: Path = a.out
+    out.mkdir(parents=True, exist_ok=True)
+    src, src_config, src_sec = _source(a.source, out)
+    points = a.test_size + len(triangle_grid(a.map_resolution))
+    common = {"test_size": a.test_size, "map_resolution": a.map_resolution}
+    dmrg = {"boundary": "open", "method": "dmrg", "bond_dim": a.bond_dim, "sensor_sites": "none"}
+    dmrg["couplings"] = src_config.get("couplings", "xyz")
+    rows: list[dict[str, Any]] = []
+    if a.tiny:
+        timing = _time_pieces(a.lengths, a.batch_size, src, {**common, **dmrg})
+        (out / "timings.md").write_text("\n".join(timing) + "\n")
+
+    def row(kind: str, d: Path, sec: float, length: int, steps: int) -> None:
+        """A table row; ``sec``: the seconds spent on the run now (0 if finished earlier)."""
+        r = {"kind": kind, "run": d.name, "L": length, "steps": steps, "seconds": sec}
+        r |= {k: _summary(d)[k] for k in ("max_choice_accuracy", "single_shot_accuracy", "loss")}
+        if not steps and sec:
+            r["s_per_point"] = sec / points  # the test set and the map (startup included)
+        rows.append(r)
+
+    if not a.tiny:
+        over = {**src_config, **common, "steps": 0, "init_from": str(src)}
+        d, sec = _run("trained-setting", over, out)
+        row("reference", d, sec, int(src_config.get("chain_length", 8)), 0)
+    for length in a.lengths:
+        over = {**common, **dmrg, "chain_length": length, "steps": 0, "init_from": str(src)}
+        d, sec = _run(f"eval-L{length}", over, out)
+        row("eval", d, sec, length, 0)
+    train = {**common, **dmrg, "batch_size": a.batch_size, "eval_every": a.eval_every}
+    n = a.finetune_length
+    over = {**train, "chain_length": n, "steps": a.finetune_steps, "init_from": str(src)}
+    fine, sec = _run(f"finetune-L{n}", over, out)
+    row("finetune", fine, sec, n, a.finetune_steps)
+    n = a.scratch_length
+    over = {**train, "chain_length": n, "steps": a.scratch_steps}
+    scratch, sec = _run(f"scratch-L{n}", over, out)
+    row("scratch", scratch, sec, n, a.scratch_steps)
+
+    lines = [
+        f"# Phase recognition on long open chains (source: {src}, trained {src_sec:.0f} s here)",
+        "",
+        f"Test set: {a.test_size} points (test_seed of the defaults); map {a.map_resolution} per "
+        f"side; bond dimension {a.bond_dim}; batch size {a.batch_size} (training runs).",
+        "",
+        "| run | L | steps | max-choice | single-shot | loss | wall s (this call) | s/point |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        sp = f"{r['s_per_point']:.2f}" if "s_per_point" in r else ""
+        lines.append(
+            f"| {r['run']} | {r['L']} | {r['steps']} | {r['max_choice_accuracy']:.3f} | "
+            f"{r['single_shot_accuracy']:.3f} | {r['loss']:.4f} | {r['seconds']:.0f} | {sp} |"
+        )
+    (out / "scale.md").write_text("\n".join(lines) + "\n")
+    (out / "timings.json").write_text(json.dumps(rows, indent=1))
+    print("\n".join(lines))
+    maps = [fine, *(out / "runs" / f"eval-L{n}" for n in a.lengths if n == a.finetune_length)]
+    try:
+        _figures(out, rows, maps)
+    except ImportError as e:  # matplotlib is optional
+        print(f"no figures: {e}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
