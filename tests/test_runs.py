@@ -572,3 +572,20 @@ def test_get_experiment_by_module_attribute() -> None:
         get_experiment("toy_experiment:NOPE")
     with pytest.raises(ProblemError, match="module:attribute"):
         get_experiment("a:b:c")
+
+
+def test_a_key_added_since_the_run_started_is_not_a_change() -> None:
+    """Runs (and sweeps) recorded before a key existed resume when the key's value today is
+    what their configuration resolves to, even where its declared default (None) is not that
+    value: phase-recognition's edge_field resolves None to 0.0 for exact methods."""
+    from qeprop.runs import _config_changes, _plain_config
+
+    exp = get_experiment("phase-recognition")
+    now = _plain_config(exp.resolve({"steps": 10}))
+    before = {k: v for k, v in now.items() if k not in ("edge_field", "method", "init_from")}
+    defaults = exp.Config.defaults()
+    assert defaults["edge_field"] in (None, "none") and now["edge_field"] == 0.0
+    assert _config_changes(before, now, defaults, exp) == []
+    assert _config_changes(before, now, defaults) == ['edge_field: "(absent)" -> 0.0']
+    changed = {**now, "edge_field": 0.5}  # a real change is still one
+    assert _config_changes(before, changed, defaults, exp) == ['edge_field: "(absent)" -> 0.5']

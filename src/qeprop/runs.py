@@ -940,17 +940,28 @@ def _run_record(name: str, config: Any) -> dict[str, Any]:
 
 
 def _config_changes(
-    recorded: Mapping[str, Any], current: Mapping[str, Any], defaults: Mapping[str, Any]
+    recorded: Mapping[str, Any],
+    current: Mapping[str, Any],
+    defaults: Mapping[str, Any],
+    experiment: Experiment | None = None,
 ) -> list[str]:
-    """``key: old -> new`` for every key whose value differs (a key the recorded run did not
-    know counts only when it is not at its default)."""
+    """``key: old -> new`` for every key whose value differs.
+
+    A key the recorded run did not know (a key added to the experiment since) counts only when
+    its current value differs from what the recorded configuration resolves to today (with
+    ``experiment``; a default of ``None`` may resolve to a number), or else from its default.
+    """
+    baseline = dict(defaults)
+    if experiment is not None and any(key not in recorded for key in current):
+        with contextlib.suppress(Exception):  # a recorded key it no longer knows: defaults only
+            baseline.update(_plain_config(experiment.resolve(dict(recorded))))
     out = []
     for key in sorted(set(recorded) | set(current), key=str):
         old, new = recorded.get(key, "(absent)"), current.get(key, "(absent)")
         if (
             key not in recorded
-            and key in defaults
-            and _canonical({"v": new}) == _canonical({"v": defaults[key]})
+            and key in baseline
+            and _canonical({"v": new}) == _canonical({"v": baseline[key]})
         ):
             continue
         if _canonical({"v": old}) != _canonical({"v": new}):
@@ -1168,7 +1179,10 @@ def _verify_run(
         recorded = run.get("config")
         defaults = experiment.Config.defaults() if hasattr(experiment, "Config") else {}
         changes = _config_changes(
-            recorded if isinstance(recorded, dict) else {}, _plain_config(config), defaults
+            recorded if isinstance(recorded, dict) else {},
+            _plain_config(config),
+            defaults,
+            experiment,
         )
         if changes:
             shown = "; ".join(changes[:4]) + ("; ..." if len(changes) > 4 else "")

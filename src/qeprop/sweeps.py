@@ -653,7 +653,7 @@ def _check_run_config(d: Path, task: Mapping[str, Any]) -> None:
             where=str(d),
         )
     defaults = experiment.Config.defaults() if hasattr(experiment, "Config") else {}
-    changes = _config_changes(task["config"], _plain_config(config), defaults)
+    changes = _config_changes(task["config"], _plain_config(config), defaults, experiment)
     if changes:
         shown = "; ".join(changes[:3]) + ("; ..." if len(changes) > 3 else "")
         raise QEPError(
@@ -771,7 +771,7 @@ def _verify_record(recorded: Mapping[str, Any], sweep: Sweep, path: Path) -> Non
     for n, config in now.items():
         if n in before:
             prev = before[n] if isinstance(before[n], dict) else {}
-            changes = _config_changes(prev, config, defaults)
+            changes = _config_changes(prev, config, defaults, experiment)
             if changes:
                 diffs.append(f"run {n}: {changes[0]}")
     if diffs:
