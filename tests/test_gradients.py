@@ -12,7 +12,6 @@ Errors are measured relative to the gradient: ``max_j |g_j - g_ref_j| / ||g_ref|
 from __future__ import annotations
 
 import dataclasses
-import time
 import warnings
 
 import numpy as np
@@ -327,9 +326,7 @@ def test_shot_noise_is_unbiased_and_stderr_calibrated(shot_problem, model: str) 
     with the empirical spread within 20% (the relative SE of a std estimated from 200 samples is
     ~5%, so 20% is a 4σ bound)."""
     _, system, values, loss, exact = shot_problem
-    start = time.perf_counter()
     grads, ses = _shot_runs(system, values, loss, model, range(200), shots=400)
-    assert time.perf_counter() - start < 30  # cheap enough for the default run
     mean, std = grads.mean(axis=0), grads.std(axis=0, ddof=1)
     assert np.all(std > 0)
     assert np.all(np.abs(mean - exact.gradient) < 5 * std / np.sqrt(len(grads)))

@@ -648,7 +648,23 @@ def _difference(hi: Estimate, lo: Estimate, width: float) -> tuple[np.ndarray, n
 def _solve_each(
     runs: Sequence[GradientRun], values: np.ndarray, warm: Sequence[State]
 ) -> list[State]:
-    """Nudged equilibria one by one, each warm-started from its free state."""
+    """Nudged equilibria, each warm-started from its free state: one by one, or, on the
+    ``dmrg`` backend with ``state.threads >= 2``, the solves of one problem side by side in
+    threads (:func:`qeprop.solvers.dmrg.solve_many`; the same states either way)."""
+    r0 = runs[0] if runs else None
+    if (
+        r0 is not None
+        and len(runs) > 1
+        and r0.opts.state.method == "dmrg"
+        and r0.opts.state.threads >= 2
+        and all(r.h is r0.h and r.opts is r0.opts for r in runs)
+    ):
+        from .solvers import dmrg
+
+        for r in runs:
+            r.solves += 1
+        spec = shot_tolerance(r0.opts.state, r0.opts.shots, list(warm))
+        return list[State](dmrg.solve_many(r0.h, list(values), spec, list(warm)))
     return [run.solve(v, guess=g) for run, v, g in zip(runs, values, warm, strict=True)]
 
 

@@ -6,9 +6,14 @@ Conventions
   index 0 is ``|0⟩``, the ``Z = +1`` state).
 * An MPO is a list of ``W_k[w, w', out, in]`` (bond dimension 1 at both ends).
 * Environments hold the sites left of ``k`` (``L_k``) or from ``k`` on (``R_k``) as
-  ``E[bra, mpo, ket]``: ``L_{k+1} = Σ conj(A_k) L_k W_k A_k``. With this layout a local
-  product, and an environment update, is two matrix products and one batch of small ones,
-  without transposing the large tensors.
+  ``E[mpo, bra, ket]``: ``L_{k+1} = Σ conj(A_k) L_k W_k A_k``. The MPO channels of a bond are
+  ordered "start" (nothing placed yet) first and "done" (everything placed) last, so in
+  canonical form ``L_k[0]`` and ``R_k[-1]`` are identity matrices (not multiplied in local
+  products). Local vectors are laid out physical indices first, ``(s, l, r)``
+  (:func:`to_local`): a local product is then one batch of matrix products with the left
+  environment (per physical index), one matrix product with the MPO (on the leading rows) and
+  one batch with the right environment (per MPO channel), all without transposing large
+  tensors and with work arrays reused across the products of one local problem.
 
 The MPO of ``H = Σ_s c_s P_s`` comes from a :class:`MPOTemplate`, built once per set of strings
 and site order: a finite-state automaton whose channels are the prefixes of the strings (strings
@@ -26,6 +31,7 @@ local eigenpairs, and the truncation keeps the basis of their averaged density m
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -117,17 +123,28 @@ class MPOTemplate:
                 else:
                     fixed[k].add((a_in, channel(k + 1, tuple(letters[:placed])), letter))
         self.dims = [len(d) for d in chans]
+        # renumber so that "done" is the last channel of its bond ("start" is already the
+        # first): the identity blocks of the environments are then the first channel of a left
+        # and the last channel of a right environment (see :meth:`Sweeper.local`)
+        perm: list[np.ndarray] = []
+        for d in chans:
+            new_index = np.arange(len(d))
+            if "done" in d:
+                new_index[d["done"]] = len(d) - 1
+                new_index[d["done"] + 1 :] -= 1
+            perm.append(new_index)
         self.sites = []
         for k in range(n):
             dl, dr = self.dims[k], self.dims[k + 1]
+            pl, pr = perm[k], perm[k + 1]
             f = np.zeros((dl, dr, 2, 2))
             if k < n - 1:
-                f[chans[k]["start"], chans[k + 1]["start"]] += _LETTERS["I"]
+                f[0, 0] += _LETTERS["I"]
             if k > 0:
-                f[chans[k]["done"], chans[k + 1]["done"]] += _LETTERS["I"]
+                f[dl - 1, dr - 1] += _LETTERS["I"]
             for a, b, letter in fixed[k]:
-                f[a, b] += _LETTERS[letter]
-            entries = coef[k]
+                f[pl[a], pr[b]] += _LETTERS[letter]
+            entries = [(pl[a], pr[b], s, x) for a, b, s, x in coef[k]]
             self.sites.append(
                 _SiteEntries(
                     fixed=f,
@@ -168,17 +185,23 @@ class MPOTemplate:
 
 # ---------------------------------------------------------------------------- contractions
 def left_env(env: np.ndarray, a: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """``L_{k+1}[b', w', b] = Σ conj(A[a', t, b']) L[a', w, a] W[w, w', t, s] A[a, s, b]``."""
-    al, dl = env.shape[0], env.shape[1]
+    """``L_{k+1}[w', b', b] = Σ conj(A[a', t, b']) L[w, a', a] W[w, w', t, s] A[a, s, b]``.
+
+    Three matrix products, none of them on a transposed copy of a large tensor: ``L`` (as
+    ``(w a', a)``) times each physical slice of ``A``, the MPO on the leading ``(s w)`` rows
+    (one product), and ``conj(A)`` (as ``(b', t a')``) times each ``w'`` block.
+    """
+    dl, al = env.shape[0], env.shape[1]
     ar, dr = a.shape[2], w.shape[1]
-    x = (env.reshape(-1, a.shape[0]) @ a.reshape(a.shape[0], -1)).reshape(al, dl * 2, ar)
-    wm = np.ascontiguousarray(w.transpose(2, 1, 0, 3)).reshape(2 * dr, dl * 2)  # (t w', w s)
-    y = np.matmul(wm, x).reshape(al * 2, dr * ar)  # (a' t, w' b)
-    return (a.reshape(al * 2, ar).conj().T @ y).reshape(ar, dr, ar)
+    x = np.matmul(env.reshape(dl * al, a.shape[0]), a.transpose(1, 0, 2))  # (s, w a', b)
+    wm = np.ascontiguousarray(w.transpose(1, 2, 3, 0)).reshape(dr * 2, 2 * dl)  # (w' t, s w)
+    y = (wm @ x.reshape(2 * dl, al * ar)).reshape(dr, 2 * al, ar)  # (w', t a', b)
+    m = np.ascontiguousarray(a.transpose(2, 1, 0)).conj().reshape(ar, 2 * al)  # (b', t a')
+    return np.matmul(m, y)
 
 
 def right_env(env: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """``R_k[a', w, a] = Σ conj(B[a', t, b']) W[w, w', t, s] B[a, s, b] R_{k+1}[b', w', b]``: the
+    """``R_k[w, a', a] = Σ conj(B[a', t, b']) W[w, w', t, s] B[a, s, b] R_{k+1}[w', b', b]``: the
     mirror image of :func:`left_env` (sites and MPO bonds reversed)."""
     return left_env(env, b.transpose(2, 1, 0), w.transpose(1, 0, 2, 3))
 
@@ -200,40 +223,42 @@ def lanczos_lowest(
     n = v0.size
     kmax = max(1, min(maxiter, n))
     dtype = np.result_type(v0.dtype, np.float64)
+    # BLAS on the Krylov basis in place: the vector operations of a step would otherwise
+    # allocate several temporaries of the local dimension (as costly as a small product)
+    gemv, axpy = sla.get_blas_funcs(("gemv", "axpy"), dtype=dtype)
+    adjoint = 2 if dtype.kind == "c" else 1  # gemv's conjugate transpose
     basis = np.empty((kmax, n), dtype=dtype)
-    conj = np.empty((kmax, n), dtype=dtype) if dtype.kind == "c" else basis
     nrm = np.sqrt(np.vdot(v0, v0).real)
     if nrm == 0:
         v0 = np.ones(n, dtype=dtype)
         nrm = np.sqrt(n)
-    basis[0] = v0 / nrm
-    if conj is not basis:
-        np.conjugate(basis[0], out=conj[0])
+    np.multiply(v0.reshape(-1), 1.0 / nrm, out=basis[0])
     alpha = np.zeros(kmax)
     beta = np.zeros(kmax)
     vals = np.zeros(1)
     vecs = np.ones((1, 1))
     j = 0
     for j in range(kmax):
-        w = matvec(basis[j])
+        w = np.asarray(matvec(basis[j]), dtype=dtype).reshape(n)
         a = float(np.vdot(basis[j], w).real)
         # the three-term recurrence, then one pass of full reorthogonalisation against the
         # Krylov basis (together two passes for the large components: without the second,
-        # orthogonality is lost once the Ritz vector converges)
-        w -= a * basis[j]
+        # orthogonality is lost once the Ritz vector converges); basis[: j + 1].T is the
+        # Fortran-ordered (n, j + 1) matrix of the basis vectors, no copy
+        w = axpy(basis[j], w, a=-a)
         if j:
-            w -= beta[j - 1] * basis[j - 1]
-        w -= (conj[: j + 1] @ w) @ basis[: j + 1]
+            w = axpy(basis[j - 1], w, a=-beta[j - 1])
+        fb = basis[: j + 1].T
+        h = gemv(1.0, fb, w, trans=adjoint)
+        w = gemv(-1.0, fb, h, beta=1.0, y=w, overwrite_y=1)
         b = float(np.sqrt(np.vdot(w, w).real))
         alpha[j] = a
         vals, vecs = _tridiagonal_eigh(alpha[: j + 1], beta[:j])
         if j + 1 == kmax or b <= 1e-14 * max(1.0, abs(a)) or b * abs(vecs[-1, 0]) <= tol:
             break
         beta[j] = b
-        basis[j + 1] = w / b
-        if conj is not basis:
-            np.conjugate(basis[j + 1], out=conj[j + 1])
-    x = vecs[:, 0] @ basis[: j + 1]
+        np.multiply(w, 1.0 / b, out=basis[j + 1])
+    x = gemv(1.0, basis[: j + 1].T, np.asarray(vecs[:, 0], dtype=dtype))
     x /= np.linalg.norm(x)
     return vals[:1], x, j + 1
 
@@ -355,6 +380,32 @@ def _svd(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return sla.svd(m, full_matrices=False, lapack_driver="gesvd", check_finite=False)
 
 
+def _is_identity(m: np.ndarray, tol: float = 1e-10) -> bool:
+    """Whether the square matrix ``m`` is the identity to ``tol`` (entrywise)."""
+    n = m.shape[0]
+    if m.shape != (n, n):
+        return False
+    return bool(np.max(np.abs(m - _eye(n)), initial=0.0) <= tol)
+
+
+@functools.cache
+def _eye(n: int) -> np.ndarray:
+    eye = np.eye(n)
+    eye.flags.writeable = False
+    return eye
+
+
+def to_local(t: np.ndarray) -> np.ndarray:
+    """A site tensor ``(l, s, r)`` or two-site tensor ``(l, s1, s2, r)`` in the layout of the
+    local products, ``(s[, s2], l, r)`` (a copy)."""
+    return np.ascontiguousarray(np.moveaxis(t, 0, -2))
+
+
+def from_local(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The inverse of :func:`to_local` for a vector of the local ``shape`` ``(s[, s2], l, r)``."""
+    return np.ascontiguousarray(np.moveaxis(x.reshape(shape), -2, 0))
+
+
 # ---------------------------------------------------------------------------- sweeps
 class Sweeper:
     """An MPS, an MPO and their environments, swept by one- and two-site updates.
@@ -405,36 +456,63 @@ class Sweeper:
         self, k: int, width: int
     ) -> tuple[Callable[[np.ndarray], np.ndarray], tuple[int, ...]]:
         """The effective Hamiltonian of sites ``k..k+width-1`` (one or two) as a product, for
-        a vector or a block of vectors (rows)."""
+        a vector or a block of vectors (rows), and the shape of a vector.
+
+        Vectors are laid out physical indices first, ``(s_k, [s_{k+1},] l, r)`` (see
+        :func:`to_local`): then the MPO acts on leading rows in one matrix product, between
+        a product with the left environment per physical index and one with the right
+        environment per MPO channel. The left environment's first channel ("nothing placed
+        yet") and the right environment's last ("all placed") are identity matrices when the
+        MPS is canonical around the sites; where they are (checked), they are not multiplied.
+        """
         env_l, env_r = self.left[k], self.right[k + width]
-        al, dl = env_l.shape[2], env_l.shape[1]
-        dr, ar = env_r.shape[1], env_r.shape[2]
+        dl, al = env_l.shape[0], env_l.shape[2]
+        dr, ar = env_r.shape[0], env_r.shape[2]
         if width == 2:
             w = np.tensordot(self.w[k], self.w[k + 1], axes=([1], [0]))  # (w, o1, i1, w'', o2, i2)
-            wm = w.transpose(1, 4, 3, 0, 2, 5).reshape(4 * dr, 4 * dl)  # (o1 o2 w'', w i1 i2)
+            wm = w.transpose(1, 4, 3, 2, 5, 0).reshape(4 * dr, 4 * dl)  # (o1 o2 w'', i1 i2 w)
         else:
-            wm = self.w[k].transpose(2, 1, 0, 3).reshape(2 * dr, 2 * dl)  # (o w', w i)
+            wm = self.w[k].transpose(2, 1, 3, 0).reshape(2 * dr, 2 * dl)  # (o w', i w)
         wm = np.ascontiguousarray(wm)
-        lm = env_l.reshape(-1, al)  # (a' w, a)
-        rm = env_r.reshape(-1, dr * ar).T  # (w' b, b')
         d = 2**width
-        shape = (al, *([2] * width), ar)
+        skip_l = _is_identity(env_l[0])
+        skip_r = _is_identity(env_r[dr - 1])
+        lo = 1 if skip_l else 0
+        hi = dr - 1 if skip_r else dr
+        lm = env_l[lo:].reshape(-1, al)  # (w a', a), identity channel left out
+        rm = env_r[:hi].transpose(0, 2, 1)  # (w', b, b')
+        n = d * al * ar
+        # work arrays, reused by the products of this local problem (a sweep's large
+        # temporaries, freshly allocated per product, cost more in page faults than in
+        # arithmetic): per block size, the left product, the MPO product and the right products
+        work: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
         def mv(v: np.ndarray) -> np.ndarray:
-            if v.ndim == 2:  # a block of vectors (rows): one batched product per factor
-                x = np.matmul(lm, v.reshape(-1, al, d * ar)).reshape(-1, dl * d, ar)
-                y = np.matmul(wm, x)  # (k a', o w', b)
-                return (y.reshape(-1, dr * ar) @ rm).reshape(len(v), -1)
-            x = (lm @ v.reshape(al, d * ar)).reshape(-1, dl * d, ar)  # (a', w i, b)
-            y = np.matmul(wm, x)  # (a', o w', b)
-            return (y.reshape(-1, dr * ar) @ rm).reshape(-1)  # (a' o, b')
+            nb = v.size // n  # one vector or a block of rows
+            if nb not in work:
+                work[nb] = (np.empty((nb * d, dl * al, ar), dtype=self.dtype),
+                            np.empty((nb, d * dr, al * ar), dtype=self.dtype),
+                            np.empty((nb * d, hi, al, ar), dtype=self.dtype))  # fmt: skip
+            x, y, z = work[nb]  # (k i, w a', b), (k, o w', a' b), (k o, w', a', b')
+            v3 = v.reshape(nb * d, al, ar)
+            if skip_l:
+                x[:, :al] = v3
+            if lo < dl:
+                np.matmul(lm, v3, out=x[:, lo * al :])
+            np.matmul(wm, x.reshape(nb, d * dl, al * ar), out=y)
+            y4 = y.reshape(nb * d, dr, al, ar)
+            np.matmul(y4[:, :hi], rm, out=z)
+            out = z.sum(axis=1)
+            if skip_r:
+                out += y4[:, dr - 1]
+            return out.reshape(v.shape)
 
-        return mv, shape
+        return mv, (*([2] * width), al, ar)
 
     def centre_energy(self) -> float:
         """``⟨ψ|H|ψ⟩ / ⟨ψ|ψ⟩`` (identity part excluded) with the centre at site 0."""
         mv, _ = self.local(0, 1)
-        x = self.a[0].reshape(-1)
+        x = to_local(self.a[0]).reshape(-1)
         return float(np.vdot(x, mv(x)).real / np.vdot(x, x).real)
 
     def _solve(self, mv: Callable[[np.ndarray], np.ndarray], starts: list[np.ndarray],
@@ -467,9 +545,9 @@ class Sweeper:
                 thetas = [np.tensordot(self.a[k], c, axes=([2], [0]))
                           for c in (self.a[k + 1], *self.extra)]  # fmt: skip
             mv, shape = self.local(k, 2)
-            xs = self._solve(mv, thetas, tol, maxiter)
-            l, _, _, r = shape
-            mats = [x.reshape(l * 2, 2 * r) for x in xs]
+            xs = self._solve(mv, [to_local(t) for t in thetas], tol, maxiter)
+            l, r = shape[2:]
+            mats = [from_local(x, shape).reshape(l * 2, 2 * r) for x in xs]
             if len(mats) == 1:
                 big = mats[0]
             else:
@@ -504,7 +582,7 @@ class Sweeper:
         ks = range(self.centre, n - 1) if direction == "R" else range(self.centre, 0, -1)
         for k in ks:
             mv, shape = self.local(k, 1)
-            self.a[k] = self._solve(mv, [self.a[k]], tol, maxiter)[0].reshape(shape)
+            self.a[k] = from_local(self._solve(mv, [to_local(self.a[k])], tol, maxiter)[0], shape)
             self._step(k, direction)
         return self.energy
 
@@ -534,7 +612,7 @@ class Sweeper:
         res = np.zeros(n)
         for k in range(self.centre, n):
             mv, _ = self.local(k, 1)
-            x = self.a[k].reshape(-1)
+            x = to_local(self.a[k]).reshape(-1)
             hx = mv(x)
             e = np.vdot(x, hx).real / np.vdot(x, x).real
             res[k] = np.linalg.norm(hx - e * x) / np.linalg.norm(x)

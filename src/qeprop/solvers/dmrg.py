@@ -40,7 +40,8 @@ Expectation values of all Pauli strings come from the right-canonical MPS with s
 environments (:func:`mps_string_expectations`); the record's accuracy is the energy variance
 ``⟨H²⟩ - ⟨H⟩²`` (:attr:`~qeprop.states.MPSEquilibrium.variance`). Local products, environments
 and measurements run with single-threaded BLAS (``StateSpec.blas_threads``): they are many small
-matrix products.
+matrix products. Independent solves (the two nudged states of a centred gradient) can run in
+Python threads instead (:func:`solve_many`, ``StateSpec.threads >= 2``).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ __all__ = [
     "mps_string_expectations",
     "site_order",
     "solve_ground",
+    "solve_many",
     "term_distance",
 ]
 
@@ -537,6 +539,56 @@ def solve_ground(
     energy change reached and the variance), :class:`~qeprop.errors.DegeneracyError` for a
     degenerate ground state and :class:`~qeprop.errors.ProblemError` for long-ranged terms.
     """
+    with _blas(spec.blas_threads):
+        return _solve_ground(ham, values, spec, warm, spec.blas_threads)
+
+
+def solve_many(
+    ham: ParametrisedHamiltonian,
+    values: Sequence[np.ndarray],
+    spec: StateSpec,
+    warm: Sequence[State | None],
+) -> list[MPSEquilibrium]:
+    """:func:`solve_ground` for several parameter vectors (``warm[i]`` the warm start of
+    ``values[i]``; e.g. the ``+β`` and ``-β`` nudged states of a centred gradient).
+
+    With ``spec.threads >= 2`` up to ``spec.threads`` solves run at once in Python threads, each
+    with single-threaded BLAS (numpy's matrix products release the GIL, and the sweeps' products
+    are too small to gain from threaded BLAS); otherwise one after the other. The results do not
+    depend on the number of threads. The first error raised (in the order of ``values``) is
+    re-raised.
+    """
+    if len(values) != len(warm):
+        raise ValueError(f"{len(values)} parameter vectors but {len(warm)} warm starts")
+    workers = min(spec.threads, len(values))
+    if workers < 2:
+        return [solve_ground(ham, v, spec, w) for v, w in zip(values, warm, strict=True)]
+    from concurrent.futures import ThreadPoolExecutor
+
+    # the MPO structure and site order are cached per Hamiltonian: build them before the threads
+    order = site_order(ham)
+    check_short_ranged(ham, order)
+    for v in values:
+        mpo_template(ham, order, ham.string_coefficients(v))
+    # one BLAS limit for the whole batch: threadpoolctl's limits are process-wide, so the
+    # threads must not set and restore them one by one
+    with _blas(1), ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [
+            pool.submit(_solve_ground, ham, v, spec, w, 1)
+            for v, w in zip(values, warm, strict=True)
+        ]
+        return [f.result() for f in futures]
+
+
+def _solve_ground(
+    ham: ParametrisedHamiltonian,
+    values: np.ndarray,
+    spec: StateSpec,
+    warm: State | None,
+    blas_threads: int | None,
+) -> MPSEquilibrium:
+    """:func:`solve_ground` inside the caller's BLAS limit (``blas_threads``: the limit the
+    record's variance is computed with)."""
     n = ham.n_qubits
     if n < 2:
         raise ProblemError(
@@ -552,30 +604,29 @@ def solve_ground(
     offset = tpl.offset(coef)
     start = warm if isinstance(warm, MPSEquilibrium) and warm.order == order else None
     threshold = spec.degeneracy_threshold(norm)
-    with _blas(spec.blas_threads):
-        if start is not None:
-            run = _sweep_warm(mpo, start, spec, etol)
-        else:
-            run = _sweep_cold(mpo, n, spec, etol, threshold, max(1.0, norm))
-            if run.gap <= threshold:
-                raise DegeneracyError(
-                    f"the ground state is degenerate: the two lowest states found by DMRG lie "
-                    f"{run.gap:.3e} apart, below the degeneracy threshold {threshold:.3g} "
-                    "(degeneracy_tol, at least 1e3 eps ||H||); the dmrg backend cannot form the "
-                    "equal-weight mixture over a degenerate manifold (degeneracy='mixture' needs "
-                    "an exact backend: dense, sparse or matrix-free); break the degeneracy (e.g. "
-                    "a small symmetry-breaking field) to use dmrg"
-                )
-        tensors, envs, energy, variance = _finish(run, mpo, offset, spec.blas_threads)
-        if not run.converged:
-            es = run.energies
-            change = abs(es[-1] - es[-2]) if len(es) > 1 else float("nan")
-            raise ConvergenceError(
-                f"DMRG did not converge in {run.sweeps} sweeps: the energy still changed by "
-                f"{change:.3g} (tolerance {etol:.3g}), energy variance {variance():.3g}; raise "
-                "state.maxiter or state.bond_dim, or loosen state.tol"
+    if start is not None:
+        run = _sweep_warm(mpo, start, spec, etol)
+    else:
+        run = _sweep_cold(mpo, n, spec, etol, threshold, max(1.0, norm))
+        if run.gap <= threshold:
+            raise DegeneracyError(
+                f"the ground state is degenerate: the two lowest states found by DMRG lie "
+                f"{run.gap:.3e} apart, below the degeneracy threshold {threshold:.3g} "
+                "(degeneracy_tol, at least 1e3 eps ||H||); the dmrg backend cannot form the "
+                "equal-weight mixture over a degenerate manifold (degeneracy='mixture' needs "
+                "an exact backend: dense, sparse or matrix-free); break the degeneracy (e.g. "
+                "a small symmetry-breaking field) to use dmrg"
             )
-        gap = float(min(run.gap, norm)) if np.isfinite(run.gap) else np.inf
+    tensors, envs, energy, variance = _finish(run, mpo, offset, blas_threads)
+    if not run.converged:
+        es = run.energies
+        change = abs(es[-1] - es[-2]) if len(es) > 1 else float("nan")
+        raise ConvergenceError(
+            f"DMRG did not converge in {run.sweeps} sweeps: the energy still changed by "
+            f"{change:.3g} (tolerance {etol:.3g}), energy variance {variance():.3g}; raise "
+            "state.maxiter or state.bond_dim, or loosen state.tol"
+        )
+    gap = float(min(run.gap, norm)) if np.isfinite(run.gap) else np.inf
     bond = max(max(t.shape[0], t.shape[2]) for t in tensors)
     return MPSEquilibrium(
         tensors=tuple(tensors),
