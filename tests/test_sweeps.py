@@ -687,6 +687,13 @@ EXPERIMENT_SWEEPS = [
         ["kitaev_curves.png", "sweep_seed.png"],  # only replicates vary: against the first
         id="kitaev-sensor",
     ),
+    pytest.param(  # phase recognition on long open chains, as matrix product states
+        "phase-recognition",
+        'method = "dmrg"\nboundary = "open"\nsteps = 1\neval_every = 1\nbatch_size = 1\n'
+        "test_size = 2\nmap_resolution = 2\nshots = 100\n[grid]\nchain_length = [6, 8]\n",
+        ["accuracy_curves.png", "accuracy_histograms.png", "sweep_chain_length.png"],
+        id="phase-recognition-dmrg",
+    ),
 ]
 
 
