@@ -47,6 +47,25 @@ def confusions(dirs: list[Path]) -> dict[str, int]:
     return counts
 
 
+def revisions(dirs: list[Path]) -> str:
+    """Which code revisions ran the runs (``provenance.json``), and which runs were resumed."""
+    seen: dict[str, int] = {}
+    resumed = 0
+    for p in dirs:
+        prov = json.loads((p / "provenance.json").read_text())
+        rev = str(prov.get("git_revision") or "unknown")[:7]
+        if prov.get("git_dirty"):
+            rev += " (uncommitted changes)"
+        seen[rev] = seen.get(rev, 0) + 1
+        resumed += bool(prov.get("resumed_at"))
+    shown = ", ".join(f"{rev}: {n} runs" for rev, n in seen.items())
+    return (
+        f"Runs record their code revision in `provenance.json` (the revision that started them):"
+        f" {shown}; {resumed} runs were interrupted and resumed from their checkpoints (a resumed"
+        " run repeats an uninterrupted one bit for bit)."
+    )
+
+
 def main(runs: Path, doc: Path) -> None:
     rows = []
     done_by_variant: dict[str, list[Path]] = {}
@@ -139,33 +158,36 @@ def main(runs: Path, doc: Path) -> None:
         "accuracy during training (Fig. 2c) `figures/accuracy_curves.png`, final accuracies by",
         "variant (Fig. 2g) `figures/accuracy_histograms.png`, the trained sensor over the phase",
         "triangle (Fig. 2f) `figures/phase_map_default-s1.png` and, patch-trained,",
-        "`figures/phase_map_patches-s1.png`, gradient overlaps (Fig. 2d, 2e)",
-        "`figures/overlaps.png`.",
+        "`figures/phase_map_patches-s1.png`, the final accuracies of every run by variant",
+        "`figures/sweep_group.png`, gradient overlaps (Fig. 2d, 2e) `figures/overlaps.png`",
+        "(`qeprop plot runs/gradient-quality`).",
         "",
         "## Notes",
         "",
         '- The patch-trained variant reads the paper\'s "width 0.4" as the side of a square',
         "  around each centre (g_X, g_ZZ) = (1.0, 0.5), (2.5, 0.5), (0.5, 3.0), and bounds the",
         "  system-sensor couplings softly (|v| > 0.1 costs 0.02 |v|), as the authors' code does",
-        "  for its restricted runs. Without the bound (5 seeds: mean 0.901) these couplings grow",
-        "  to O(1) and the sensor places the ferromagnet boundary (g_ZZ = 2) too low: about half",
-        "  of the test points with 1.5 <= g_ZZ < 2 are called ferromagnet, 14 errors a run.",
+        "  for its restricted runs. Without the bound (an earlier study, not part of this sweep:",
+        "  5 seeds with `--set soft_bound=false`, mean 0.901) these couplings grow to O(1) and",
+        "  the sensor places the ferromagnet boundary (g_ZZ = 2) too low: about half of the test",
+        "  points with 1.5 <= g_ZZ < 2 are called ferromagnet, 14 errors a run.",
         "  Misclassified test points of the patch-trained runs (all seeds, true -> predicted): "
         + (
             ", ".join(f"{k} {v}" for k, v in sorted(confusions(done_by_variant["patches"]).items()))
             or "none"
         )
         + ".",
-        "- Runs record their code revision in `provenance.json`; the study ran while the batched",
-        "  solver was being optimised, so early runs name earlier revisions (some with",
-        "  uncommitted changes). Those changes altered speed and rounding, not the algorithm.",
+        "- " + revisions([p for members in done_by_variant.values() for p in members]),
         "- Accuracies are from exact expectation values of the trained sensor on the fixed test",
         "  set (max-choice: most probable of the three readouts; single-shot: probability of the",
         "  right readout in one measurement).",
         "",
-        f"Per-run files (summary, config, metrics, provenance) are in `{keep.name}/`.",
+        f"Per-run files (summary, config, metrics, provenance) and the sweep's `results.csv` are"
+        f" in `{keep.name}/`.",
         "",
     ]
+    if (runs / "results.csv").exists():
+        shutil.copy2(runs / "results.csv", keep / "results.csv")
     doc.write_text("\n".join(lines), encoding="utf-8")
     print(doc.read_text(encoding="utf-8"))
 
