@@ -45,7 +45,7 @@ from .errors import NudgeWindowWarning, ProblemError
 from .hamiltonian import ParametrisedHamiltonian
 from .losses import Loss, bind_outputs
 from .measurement import SHOT_MODELS, Estimate, measure, string_expectations_many
-from .solvers import StateSpec, engine_for, linear_response, solve
+from .solvers import StateSpec, engine_for, linear_response, solve, solve_many
 from .states import Equilibrium, State
 from .system import COST_NUDGE, QEPSystem
 
@@ -648,23 +648,18 @@ def _difference(hi: Estimate, lo: Estimate, width: float) -> tuple[np.ndarray, n
 def _solve_each(
     runs: Sequence[GradientRun], values: np.ndarray, warm: Sequence[State]
 ) -> list[State]:
-    """Nudged equilibria, each warm-started from its free state: one by one, or, on the
-    ``dmrg`` backend with ``state.threads >= 2``, the solves of one problem side by side in
-    threads (:func:`qeprop.solvers.dmrg.solve_many`; the same states either way)."""
+    """Nudged equilibria, each warm-started from its free state. The solves of one problem
+    go to the seam together (:func:`~qeprop.solvers.solve_many`: a backend that can, such as
+    ``dmrg`` with ``state.threads >= 2``, prepares them side by side); the same states either
+    way."""
     r0 = runs[0] if runs else None
-    if (
-        r0 is not None
-        and len(runs) > 1
-        and r0.opts.state.method == "dmrg"
-        and r0.opts.state.threads >= 2
-        and all(r.h is r0.h and r.opts is r0.opts for r in runs)
-    ):
-        from .solvers import dmrg
-
-        for r in runs:
-            r.solves += 1
-        spec = shot_tolerance(r0.opts.state, r0.opts.shots, list(warm))
-        return list[State](dmrg.solve_many(r0.h, list(values), spec, list(warm)))
+    if r0 is not None and len(runs) > 1 and all(r.h is r0.h and r.opts is r0.opts for r in runs):
+        state = r0.opts.state
+        specs = [state if g is None else shot_tolerance(state, r0.opts.shots, [g]) for g in warm]
+        if all(spec == specs[0] for spec in specs):  # the spec each gets alone (run.solve)
+            for r in runs:
+                r.solves += 1
+            return solve_many(r0.h, list(values), specs[0], list(warm))
     return [run.solve(v, guess=g) for run, v, g in zip(runs, values, warm, strict=True)]
 
 

@@ -50,7 +50,7 @@ with :class:`~qeprop.errors.ProblemTooLargeError` naming the size and a backend 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -73,6 +73,7 @@ __all__ = [
     "estimate_memory",
     "linear_response",
     "solve",
+    "solve_many",
     "solve_vectors",
 ]
 
@@ -295,6 +296,10 @@ class Backend:
         intermediates included, estimated before anything is allocated.
     kinds:
         State kinds it can prepare.
+    solve_many:
+        ``(hamiltonian, [values], spec, [warm]) -> [Equilibrium]``: several solves of one
+        Hamiltonian at once, the same states as :attr:`solve` one by one; ``None`` where the
+        backend has no better way than that (see :func:`solve_many`).
     """
 
     name: str
@@ -302,6 +307,7 @@ class Backend:
     response: Response
     memory: Memory
     kinds: tuple[str, ...]
+    solve_many: Callable[..., list[State]] | None = None
 
 
 def _dense_solve(
@@ -351,6 +357,18 @@ def _dmrg_solve(
     from . import dmrg
 
     return dmrg.solve_ground(ham, values, spec, warm)
+
+
+def _dmrg_solve_many(
+    ham: ParametrisedHamiltonian,
+    values: Sequence[np.ndarray],
+    spec: StateSpec,
+    warm: Sequence[State | None],
+) -> list[State]:
+    from . import dmrg
+
+    states: list[State] = [*dmrg.solve_many(ham, values, spec, warm)]
+    return states
 
 
 def _dmrg_response(
@@ -431,7 +449,9 @@ BACKENDS: dict[str, Backend] = {
         _matrix_free_memory,
         ("ground", "eigenstate"),
     ),
-    "dmrg": Backend("dmrg", _dmrg_solve, _dmrg_response, _dmrg_memory, ("ground",)),
+    "dmrg": Backend(
+        "dmrg", _dmrg_solve, _dmrg_response, _dmrg_memory, ("ground",), _dmrg_solve_many
+    ),
     "gaussian": Backend(
         "gaussian", _gaussian_solve, _gaussian_response, _gaussian_memory, ("ground", "thermal")
     ),
@@ -564,11 +584,40 @@ def solve(
         return sectors.solve_ground(
             hamiltonian, values, spec, guess if isinstance(guess, Equilibrium) else None
         )
+    return BACKENDS[_backend_of(hamiltonian, spec, guess)].solve(hamiltonian, values, spec, guess)
+
+
+def _backend_of(hamiltonian: Hamiltonian, spec: StateSpec, guess: State | None) -> str:
+    """The backend that prepares a state of ``spec`` (a nudged state stays on its free
+    state's backend under ``auto``)."""
     if guess is not None and guess.backend and guess.backend in BACKENDS and spec.method == "auto":
-        name = guess.backend  # the nudged state stays on the free state's backend
-    else:
-        name = choose_backend(hamiltonian, spec)
-    return BACKENDS[name].solve(hamiltonian, values, spec, guess)
+        return guess.backend
+    return choose_backend(hamiltonian, spec)
+
+
+def solve_many(
+    hamiltonian: Hamiltonian,
+    values: Sequence[np.ndarray],
+    spec: StateSpec | None = None,
+    guesses: Sequence[State | None] = (),
+) -> list[State]:
+    """:func:`solve` for several parameter vectors of one Hamiltonian, ``guesses[i]`` the
+    guess of ``values[i]`` (e.g. the ``±β`` nudged states of a centred gradient, both guessed
+    by the free state). A backend that prepares several states at once does so (``dmrg`` with
+    ``state.threads >= 2``: side by side in threads); otherwise they are solved one by one.
+    Either way the states are the ones :func:`solve` gives.
+    """
+    spec = spec or StateSpec()
+    guesses = list(guesses) or [None] * len(values)
+    if len(guesses) != len(values):
+        raise ValueError(f"{len(values)} parameter vectors but {len(guesses)} guesses")
+    many = None
+    if len(values) > 1 and spec.symmetry != "auto":
+        many = BACKENDS[_backend_of(hamiltonian, spec, guesses[0])].solve_many
+    if many is None:
+        return [solve(hamiltonian, v, spec, g) for v, g in zip(values, guesses, strict=True)]
+    checked = [hamiltonian.check_values(v) for v in values]
+    return list(many(hamiltonian, checked, spec, guesses))
 
 
 def solve_vectors(
