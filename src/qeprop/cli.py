@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from . import __version__
+from ._registry import EXPERIMENTS
 from .errors import ProblemTooLargeError, QEPError, QEPWarning, SolverError
 
 if TYPE_CHECKING:
@@ -37,12 +38,6 @@ if TYPE_CHECKING:
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-#: the registered experiments (:data:`qeprop.experiments.EXPERIMENTS`, whose import is heavy;
-#: a test keeps the two lists equal)
-EXPERIMENT_NAMES = (
-    "phase-recognition", "gradient-quality", "phase-exploration", "sensitivity",
-    "kitaev-sensor", "tfim-network", "oscillator-network",
-)  # fmt: skip
 
 
 class _Parser(argparse.ArgumentParser):
@@ -104,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         "experiment",
         nargs="?",
-        help=f"{', '.join(EXPERIMENT_NAMES)} (or 'module:attribute' of your own)",
+        help=f"{', '.join(EXPERIMENTS)} (or 'module:attribute' of your own)",
     )
     r.add_argument("--out", metavar="DIR", help="new run directory (must not exist)")
     r.add_argument("--config", metavar="FILE", help="TOML file of configuration values")

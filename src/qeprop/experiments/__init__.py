@@ -37,6 +37,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from .._registry import EXPERIMENTS  # name -> "module:attribute", kept light for the CLI
 from ..config import Config
 from ..errors import ProblemError
 from ..training import TrainState
@@ -87,17 +88,6 @@ class ExperimentBase:
     def eval_every(self, config: Any) -> int:
         return int(config["eval_every"])
 
-
-#: experiment name -> "module:attribute" of an object implementing :class:`Experiment`
-EXPERIMENTS: dict[str, str] = {
-    "phase-recognition": "qeprop.experiments.phase_recognition:EXPERIMENT",
-    "gradient-quality": "qeprop.experiments.gradient_quality:EXPERIMENT",
-    "phase-exploration": "qeprop.experiments.unsupervised:PHASE_EXPLORATION",
-    "sensitivity": "qeprop.experiments.unsupervised:SENSITIVITY",
-    "kitaev-sensor": "qeprop.experiments.kitaev_sensor:EXPERIMENT",
-    "tfim-network": "qeprop.experiments.tfim_network:EXPERIMENT",
-    "oscillator-network": "qeprop.experiments.oscillator_network:EXPERIMENT",
-}
 
 _METHODS = ("resolve", "init", "step", "total_steps", "eval_every", "evaluate", "finish")
 
