@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 import qeprop.runs as runs
+from _run_outputs import outputs
 from qeprop import __version__
 from qeprop.cli import main
 from qeprop.errors import QEPError
@@ -62,17 +63,6 @@ def assert_one_line(err: str, *needles: str) -> None:
 
 def snapshot(d: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(d.iterdir()) if p.is_file()}
-
-
-def outputs(d: Path) -> dict[str, Any]:
-    """What must be byte-identical between a disturbed and an undisturbed run."""
-    with np.load(d / "results.npz", allow_pickle=False) as z:
-        arrays = {k: (z[k].dtype.str, z[k].shape, z[k].tobytes()) for k in z.files}
-    return {
-        "metrics": (d / "metrics.jsonl").read_bytes(),
-        "summary": (d / "summary.json").read_bytes(),
-        "results": arrays,
-    }
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ import numpy as np
 import pytest
 
 import qeprop.sweeps as sweeps
+from _run_outputs import outputs
 from qeprop.cli import main
 from qeprop.errors import ProblemError, QEPError
 from qeprop.runs import start_run
@@ -61,17 +62,6 @@ def env() -> dict[str, str]:
     e = dict(os.environ)
     e["PYTHONPATH"] = os.pathsep.join([str(TESTS), e.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return e
-
-
-def outputs(d: Path) -> dict[str, Any]:
-    """What must be byte-identical between a disturbed and an undisturbed run."""
-    with np.load(d / "results.npz", allow_pickle=False) as z:
-        arrays = {k: (z[k].dtype.str, z[k].shape, z[k].tobytes()) for k in z.files}
-    return {
-        "metrics": (d / "metrics.jsonl").read_bytes(),
-        "summary": (d / "summary.json").read_bytes(),
-        "results": arrays,
-    }
 
 
 def load_csv(path: Path) -> list[dict[str, Any]]:
