@@ -926,7 +926,7 @@ def plot_tfim_curves(run_dirs: Sequence[str | Path], path: str | Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------ oscillators
-OSCILLATOR_KEYS = ("test_loss", "twin_test_loss")
+OSCILLATOR_KEYS = ("test_loss", "twin_test_loss", "spring_difference")
 
 
 def plot_oscillator_curves(run_dirs: Sequence[str | Path], path: str | Path) -> Path:
@@ -935,8 +935,8 @@ def plot_oscillator_curves(run_dirs: Sequence[str | Path], path: str | Path) -> 
     Two panels against the training step (``metrics.jsonl``): the test loss of the quantum
     network trained by QEP (solid) and of its classical twin trained by classical EP on the
     same batches (dashed), on a log scale; and ``spring_difference``, the relative distance
-    ``||k - k_twin|| / ||k_twin||`` between the two networks' springs, where recorded. Each
-    run has one colour. Returns ``path``.
+    ``||k - k_twin|| / ||k_twin||`` between the two networks' springs. Each run has one
+    colour. Returns ``path``.
     """
     dirs = [Path(d) for d in run_dirs]
     if not dirs:
@@ -952,11 +952,7 @@ def plot_oscillator_curves(run_dirs: Sequence[str | Path], path: str | Path) -> 
                          label=None if label is None else f"{label}: quantum (QEP)")  # fmt: skip
             ax_loss.plot(s["step"], s["twin_test_loss"], color=colour, lw=1.4, ls="--",
                          label=None if label is None else f"{label}: classical twin")  # fmt: skip
-            records = read_metrics(d)
-            if any("spring_difference" in r for r in records):
-                diff = _metric_series(d, ["spring_difference"])
-                ax_diff.plot(diff["step"], diff["spring_difference"], color=colour, lw=1.6,
-                             label=label)  # fmt: skip
+            ax_diff.plot(s["step"], s["spring_difference"], color=colour, lw=1.6, label=label)
         ax_loss.set_yscale("log")
         ax_loss.set_title("test loss")
         ax_diff.set_title("springs: ‖k − k_twin‖ / ‖k_twin‖")

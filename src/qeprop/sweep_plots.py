@@ -145,31 +145,11 @@ def plot_overlap_variants(variants: Mapping[str, Sequence[Path]], path: str | Pa
         colours = _colours(len(pooled))
         for (name, v), colour in zip(pooled.items(), colours, strict=True):
             ovn = v["vs_nudge"]
-            if ovn.shape[1] >= 3:
-                _quantile_bands(axes[0], v["nudges"], ovn.T, colour, None)
-            axes[0].plot(
-                v["nudges"],
-                np.nanmedian(ovn, axis=1),
-                "o-",
-                color=colour,
-                lw=2,
-                ms=4,
-                label=f"{name} ({ovn.shape[1]} batches)",
-            )
+            label = f"{name} ({ovn.shape[1]} batches)"
+            _median_and_bands(axes[0], v["nudges"], ovn, colour, label)
             for j, nudge in enumerate(v["shot_nudges"]):
                 ax = axes[1 + j]
-                ovs = v["vs_shots"][j]
-                if ovs.shape[1] >= 3:
-                    _quantile_bands(ax, v["shots"], ovs.T, colour, None)
-                ax.plot(
-                    v["shots"],
-                    np.nanmedian(ovs, axis=1),
-                    "o-",
-                    color=colour,
-                    lw=2,
-                    ms=4,
-                    label=name,
-                )
+                _median_and_bands(ax, v["shots"], v["vs_shots"][j], colour, name)
                 ax.set_title(rf"overlap vs shots, $\beta$ = {nudge:g}")
         axes[0].set_xscale("log")
         axes[0].set_xlabel(r"nudge $\beta$")
@@ -186,6 +166,14 @@ def plot_overlap_variants(variants: Mapping[str, Sequence[Path]], path: str | Pa
 
 
 # ------------------------------------------------------------------------------------ summary
+def _median_and_bands(ax: Any, x: np.ndarray, runs: np.ndarray, colour: str, label: str) -> None:
+    """The median over the columns of ``runs`` (``(len(x), n)``) against ``x``, with the 50 %
+    and 80 % bands from three columns on."""
+    if runs.shape[1] >= 3:
+        _quantile_bands(ax, x, runs.T, colour, None)
+    ax.plot(x, np.nanmedian(runs, axis=1), "o-", color=colour, lw=2, ms=4, label=label)
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
