@@ -440,3 +440,22 @@ def test_centred_gradient_with_two_threads_is_the_one_thread_gradient(monkeypatc
     assert two.backend == "dmrg" and two.solves == one.solves == 3
     assert calls == [1, 2]  # both hand the pair to the backend; threads decides how
     assert np.array_equal(one.gradient, two.gradient)
+
+
+def test_random_start_of_a_long_chain_is_finite_and_right_canonical() -> None:
+    """The cold start's random MPS: its raw norm grows like ``(2 chi)^(n/2)`` and overflowed
+    float64 at 512 sites (the first tensor became 0 and the sweeps started from nothing). The
+    rescaled canonicalisation keeps every tensor finite and exactly right-canonical, and reports
+    the norm as a logarithm (checked on a product state of known norm ``3^n``)."""
+    from qeprop.solvers import dmrg
+
+    for n, cplx in ((700, True), (1000, False)):
+        ts = dmrg._random_tensors(n, 8, cplx)
+        assert all(np.all(np.isfinite(t)) for t in ts)
+        assert np.linalg.norm(ts[0]) == pytest.approx(1.0, abs=1e-12)
+        for t in ts[1:]:
+            m = t.reshape(t.shape[0], -1)
+            np.testing.assert_allclose(m @ m.conj().T, np.eye(t.shape[0]), atol=1e-12)
+    product = [np.full((1, 2, 1), 3.0 / np.sqrt(2.0))] * 700  # norm 3^700 ≈ 1e334
+    _, log_norm = dmrg.right_canonical(product)
+    assert log_norm == pytest.approx(700 * math.log(3.0), rel=1e-12)

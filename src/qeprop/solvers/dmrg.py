@@ -254,21 +254,31 @@ def _transfer(env: np.ndarray, ket: np.ndarray, bra: np.ndarray) -> np.ndarray:
 
 
 def right_canonical(tensors: Sequence[np.ndarray]) -> tuple[list[np.ndarray], float]:
-    """Right-canonical copies ``(χ, 2, χ')`` of an MPS and its norm (the state is normalised)."""
+    """Right-canonical copies ``(χ, 2, χ')`` of an MPS and the natural logarithm of its norm (the
+    copies are normalised).
+
+    The norm of an unnormalised MPS grows or shrinks geometrically with its length (a random
+    one of 512 sites overflows float64), so the carried factor is rescaled at every site by a
+    power of two (exact in floating point: the copies do not depend on it) and the scales are
+    summed as logarithms.
+    """
     ts = [np.asarray(t) for t in tensors]
     out: list[np.ndarray] = [ts[0]] * len(ts)
     carry = np.ones((1, 1), dtype=ts[-1].dtype)
+    log_norm = 0.0
     for k in range(len(ts) - 1, -1, -1):
         t = np.tensordot(ts[k], carry, axes=([2], [0]))  # (l, 2, r)
         l, s, r = t.shape
         if k == 0:
             norm = float(np.linalg.norm(t))
             out[0] = t / norm
-            return out, norm
+            return out, log_norm + float(np.log(norm))
         # t = R^T Q^T with Q^T right-orthonormal rows: QR of the transpose
         q, rr = np.linalg.qr(t.reshape(l, s * r).T)
         out[k] = q.T.reshape(-1, s, r)
-        carry = rr.T
+        _, exponent = np.frexp(np.max(np.abs(rr)))
+        carry = rr.T * 2.0 ** -int(exponent)
+        log_norm += float(exponent) * np.log(2.0)
     raise AssertionError("unreachable")
 
 
