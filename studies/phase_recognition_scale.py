@@ -27,7 +27,14 @@ Usage::
     .venv/bin/python studies/phase_recognition_scale.py OUT_DIR \\
         [--source docs/results/phase-recognition/default-s1] [--lengths 8 16 32 64 128] \\
         [--finetune-length 64 --finetune-steps 100 --batch-size 10] \\
-        [--scratch-length 32 --scratch-steps 500] [--tiny]
+        [--scratch-length 32 --scratch-steps 500] [--map-lengths 64] [--only PIECE ...] [--tiny]
+
+``--only evals finetune scratch`` runs just those pieces (the reference and ``eval-L*``, the
+fine-tuning, the scratch run) and writes no table, so that two processes can share the work;
+a last call without ``--only`` finds every run finished and writes the table and figures. The
+eval runs draw the full phase map (``--map-resolution``) only at ``--map-lengths`` (default: the
+fine-tuning length), a 2-per-side one elsewhere; the table's times come from each run's
+provenance (wall seconds of the run, over all its calls).
 
 ``--tiny`` (timing): 4 test points, a 2-per-side map, 2 training steps of 2 points, lengths
 16 32 64; it also times one training step and one evaluated point at each length directly
@@ -161,6 +168,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--test-size", type=int, default=200)
     ap.add_argument("--map-resolution", type=int, default=24)
     ap.add_argument("--bond-dim", type=int, default=64)
+    ap.add_argument("--map-lengths", type=int, nargs="*", default=None)
+    ap.add_argument("--only", nargs="+", choices=("evals", "finetune", "scratch"), default=None)
     ap.add_argument("--tiny", action="store_true", help="timing settings (see the docstring)")
     a = ap.parse_args(argv)
     if a.tiny:
@@ -170,7 +179,8 @@ def main(argv: list[str] | None = None) -> None:
     out: Path = a.out
     out.mkdir(parents=True, exist_ok=True)
     src, src_config, src_sec = _source(a.source, out)
-    points = a.test_size + len(triangle_grid(a.map_resolution))
+    map_lengths = set([a.finetune_length] if a.map_lengths is None else a.map_lengths)
+    pieces = set(a.only or ("evals", "finetune", "scratch"))
     common = {"test_size": a.test_size, "map_resolution": a.map_resolution}
     dmrg = {"boundary": "open", "method": "dmrg", "bond_dim": a.bond_dim, "sensor_sites": "none"}
     dmrg["couplings"] = src_config.get("couplings", "xyz")
@@ -179,53 +189,75 @@ def main(argv: list[str] | None = None) -> None:
         timing = _time_pieces(a.lengths, a.batch_size, src, {**common, **dmrg})
         (out / "timings.md").write_text("\n".join(timing) + "\n")
 
-    def row(kind: str, d: Path, sec: float, length: int, steps: int) -> None:
-        """A table row; ``sec``: the seconds spent on the run now (0 if finished earlier)."""
-        r = {"kind": kind, "run": d.name, "L": length, "steps": steps, "seconds": sec}
+    def row(kind: str, d: Path, length: int, steps: int, batch: int | None = None) -> None:
+        """A table row; times from the run's provenance (all its calls)."""
+        timings = json.loads((d / "provenance.json").read_text()).get("timings", {})
+        wall = float(timings.get("wall_seconds", float("nan")))
+        r: dict[str, Any] = {"kind": kind, "run": d.name, "L": length, "steps": steps,
+                             "batch_size": batch, "seconds": wall}  # fmt: skip
         r |= {k: _summary(d)[k] for k in ("max_choice_accuracy", "single_shot_accuracy", "loss")}
-        if not steps and sec:
-            r["s_per_point"] = sec / points  # the test set and the map (startup included)
+        config = tomllib.loads((d / "config.toml").read_text())
+        test, grid = int(config["test_size"]), len(triangle_grid(int(config["map_resolution"])))
+        r["test_size"], r["map_points"] = test, grid
+        if not steps:  # the test set and the map, start-up included
+            r["s_per_point"] = wall / (test + grid)
+        else:
+            r["s_per_step"] = float(timings.get("seconds_per_step", float("nan")))
         rows.append(r)
 
-    if not a.tiny:
+    def maps(length: int) -> dict[str, Any]:
+        return common if length in map_lengths else {**common, "map_resolution": 2}
+
+    if "evals" in pieces and not a.tiny:
         over = {**src_config, **common, "steps": 0, "init_from": str(src)}
-        d, sec = _run("trained-setting", over, out)
-        row("reference", d, sec, int(src_config.get("chain_length", 8)), 0)
-    for length in a.lengths:
-        over = {**common, **dmrg, "chain_length": length, "steps": 0, "init_from": str(src)}
-        d, sec = _run(f"eval-L{length}", over, out)
-        row("eval", d, sec, length, 0)
-    train = {**common, **dmrg, "batch_size": a.batch_size, "eval_every": a.eval_every}
+        d, _ = _run("trained-setting", over, out)
+        row("reference", d, int(src_config.get("chain_length", 8)), 0)
+    if "evals" in pieces:
+        for length in a.lengths:
+            over = {**maps(length), **dmrg, "chain_length": length, "steps": 0,
+                    "init_from": str(src)}  # fmt: skip
+            d, _ = _run(f"eval-L{length}", over, out)
+            row("eval", d, length, 0)
+    train = {**dmrg, "batch_size": a.batch_size, "eval_every": a.eval_every}
     n = a.finetune_length
-    over = {**train, "chain_length": n, "steps": a.finetune_steps, "init_from": str(src)}
-    fine, sec = _run(f"finetune-L{n}", over, out)
-    row("finetune", fine, sec, n, a.finetune_steps)
+    fine = out / "runs" / f"finetune-L{n}"
+    if "finetune" in pieces:
+        over = {**maps(n), **train, "chain_length": n, "steps": a.finetune_steps,
+                "init_from": str(src)}  # fmt: skip
+        fine, _ = _run(fine.name, over, out)
+        row("finetune", fine, n, a.finetune_steps, a.batch_size)
     n = a.scratch_length
-    over = {**train, "chain_length": n, "steps": a.scratch_steps}
-    scratch, sec = _run(f"scratch-L{n}", over, out)
-    row("scratch", scratch, sec, n, a.scratch_steps)
+    if "scratch" in pieces:
+        over = {**maps(n), **train, "chain_length": n, "steps": a.scratch_steps}
+        scratch, _ = _run(f"scratch-L{n}", over, out)
+        row("scratch", scratch, n, a.scratch_steps, a.batch_size)
+    if a.only:
+        return
 
     lines = [
-        f"# Phase recognition on long open chains (source: {src}, trained {src_sec:.0f} s here)",
+        f"# Phase recognition on long open chains (source: {src}, trained "
+        f"{src_sec:.0f} s in this call)",
         "",
-        f"Test set: {a.test_size} points (test_seed of the defaults); map {a.map_resolution} per "
-        f"side; bond dimension {a.bond_dim}; batch size {a.batch_size} (training runs).",
+        f"Test set: {a.test_size} points (test_seed of the defaults); bond dimension "
+        f"{a.bond_dim}; phase maps {a.map_resolution} per side at L in {sorted(map_lengths)}.",
         "",
-        "| run | L | steps | max-choice | single-shot | loss | wall s (this call) | s/point |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| run | L | steps | batch | max-choice | single-shot | loss | wall s | s/step | s/point |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         sp = f"{r['s_per_point']:.2f}" if "s_per_point" in r else ""
+        ss = f"{r['s_per_step']:.2f}" if "s_per_step" in r else ""
         lines.append(
-            f"| {r['run']} | {r['L']} | {r['steps']} | {r['max_choice_accuracy']:.3f} | "
-            f"{r['single_shot_accuracy']:.3f} | {r['loss']:.4f} | {r['seconds']:.0f} | {sp} |"
+            f"| {r['run']} | {r['L']} | {r['steps']} | {r['batch_size'] or ''} | "
+            f"{r['max_choice_accuracy']:.3f} | {r['single_shot_accuracy']:.3f} | "
+            f"{r['loss']:.4f} | {r['seconds']:.0f} | {ss} | {sp} |"
         )
     (out / "scale.md").write_text("\n".join(lines) + "\n")
     (out / "timings.json").write_text(json.dumps(rows, indent=1))
     print("\n".join(lines))
-    maps = [fine, *(out / "runs" / f"eval-L{n}" for n in a.lengths if n == a.finetune_length)]
+    drawn = [fine, *(out / "runs" / f"eval-L{n}" for n in a.lengths if n in map_lengths)]
     try:
-        _figures(out, rows, maps)
+        _figures(out, rows, drawn)
     except ImportError as e:  # matplotlib is optional
         print(f"no figures: {e}", file=sys.stderr)
 
