@@ -59,7 +59,9 @@ def test_energy_and_every_expectation_value_match_the_dense_backend() -> None:
     ex = solve(ham, values, StateSpec(method="dense"))
     assert isinstance(st, MPSEquilibrium) and st.backend == "dmrg" and st.is_pure
     assert abs(st.energy - ex.energy) <= 1e-8 * abs(ex.energy)
-    assert st.gap == pytest.approx(ex.gap, rel=1e-6)
+    # the gap is estimated by state-averaged sweeps in single precision (its rounding, a few
+    # eps32 ||H|| ~ 1e-6 ||H||, is the error here: the sweeps are exact at this size)
+    assert st.gap == pytest.approx(ex.gap, rel=1e-5)
     # odd numbers of Y (Y3, X_j Y_j+1) flip sign if the MPS were the complex conjugate
     odd = [i for i, p in enumerate(ham.strings) if p.n_y % 2]
     assert odd

@@ -206,6 +206,24 @@ def right_env(env: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
     return left_env(env, b.transpose(2, 1, 0), w.transpose(1, 0, 2, 3))
 
 
+SINGLE = {np.dtype(np.float32), np.dtype(np.complex64)}
+#: thresholds of double precision and what they become in single precision (about 100 eps)
+_SINGLE_FLOORS = {1e-14: 1e-6, 1e-12: 1e-5, 1e-10: 1e-4}
+
+
+def work_dtype(dtype: np.dtype | type) -> np.dtype:
+    """The arithmetic of vectors of ``dtype``: single precision stays single (the cheap early
+    sweeps of a cold solve), everything else is at least double."""
+    dt = np.dtype(dtype)
+    return dt if dt in SINGLE else np.result_type(dt, np.float64)
+
+
+def _precision_floor(dtype: np.dtype | type, double: float) -> float:
+    """A relative threshold ``double`` of double-precision arithmetic, or its single-precision
+    counterpart (``_SINGLE_FLOORS``) for single-precision ``dtype``."""
+    return _SINGLE_FLOORS[double] if np.dtype(dtype) in SINGLE else double
+
+
 def lanczos_lowest(
     matvec: Callable[[np.ndarray], np.ndarray],
     v0: np.ndarray,
@@ -222,7 +240,8 @@ def lanczos_lowest(
     """
     n = v0.size
     kmax = max(1, min(maxiter, n))
-    dtype = np.result_type(v0.dtype, np.float64)
+    dtype = work_dtype(v0.dtype)
+    breakdown = _precision_floor(dtype, 1e-14)
     # BLAS on the Krylov basis in place: the vector operations of a step would otherwise
     # allocate several temporaries of the local dimension (as costly as a small product)
     gemv, axpy = sla.get_blas_funcs(("gemv", "axpy"), dtype=dtype)
@@ -254,7 +273,7 @@ def lanczos_lowest(
         b = float(np.sqrt(np.vdot(w, w).real))
         alpha[j] = a
         vals, vecs = _tridiagonal_eigh(alpha[: j + 1], beta[:j])
-        if j + 1 == kmax or b <= 1e-14 * max(1.0, abs(a)) or b * abs(vecs[-1, 0]) <= tol:
+        if j + 1 == kmax or b <= breakdown * max(1.0, abs(a)) or b * abs(vecs[-1, 0]) <= tol:
             break
         beta[j] = b
         np.multiply(w, 1.0 / b, out=basis[j + 1])
@@ -278,12 +297,14 @@ def _tridiagonal_eigh(d: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndar
 def _orthonormal_rows(new: np.ndarray, basis: np.ndarray) -> np.ndarray:
     """The rows of ``new`` orthogonalised against the orthonormal rows of ``basis`` (two passes
     of block Gram-Schmidt) and among themselves (modified Gram-Schmidt), normalised; rows whose
-    remaining norm is below ``1e-12 max(1, largest norm)`` (linearly dependent) are dropped."""
+    remaining norm is below ``1e-12 max(1, largest norm)`` (``1e-5`` in single precision: linearly
+    dependent) are dropped."""
     for _ in range(2):
         if len(basis):
             # new @ basis^H without a conjugated copy of the (large) basis
             new = new - (new.conj() @ basis.T).conj() @ basis
-    floor = 1e-12 * max(1.0, float(np.max(np.linalg.norm(new, axis=1), initial=0.0)))
+    floor = _precision_floor(new.dtype, 1e-12)
+    floor *= max(1.0, float(np.max(np.linalg.norm(new, axis=1), initial=0.0)))
     kept: list[np.ndarray] = []
     for v in new:
         for _ in range(2):
@@ -315,7 +336,7 @@ def ritz_lowest(
     change). Returns ``(values (m,), vectors (m, n), matvecs)``.
     """
     m, n = starts.shape
-    dtype = np.result_type(starts.dtype, np.float64)
+    dtype = work_dtype(starts.dtype)
     cap = max(m, min(n, maxiter + m))
     basis = np.empty((cap, n), dtype=dtype)
     hbasis = np.empty((cap, n), dtype=dtype)
@@ -381,7 +402,9 @@ def _svd(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _is_identity(m: np.ndarray, tol: float = 1e-10) -> bool:
-    """Whether the square matrix ``m`` is the identity to ``tol`` (entrywise)."""
+    """Whether the square matrix ``m`` is the identity to ``tol`` (entrywise; ``1e-4`` in single
+    precision, where canonical tensors are orthonormal to a few ``eps * chi``)."""
+    tol = _precision_floor(m.dtype, tol)
     n = m.shape[0]
     if m.shape != (n, n):
         return False
