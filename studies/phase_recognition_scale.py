@@ -34,7 +34,7 @@ fine-tuning, the scratch run) and writes no table, so that two processes can sha
 a last call without ``--only`` finds every run finished and writes the table and figures. The
 eval runs draw the full phase map (``--map-resolution``) only at ``--map-lengths`` (default: the
 fine-tuning length), a 2-per-side one elsewhere; the table's times come from each run's
-provenance (wall seconds of the run, over all its calls).
+provenance (start to finish, or the summed wall seconds of a resumed run's calls).
 
 ``--tiny`` (timing): 4 test points, a 2-per-side map, 2 training steps of 2 points, lengths
 16 32 64; it also times one training step and one evaluated point at each length directly
@@ -48,6 +48,7 @@ import json
 import sys
 import time
 import tomllib
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -190,9 +191,16 @@ def main(argv: list[str] | None = None) -> None:
         (out / "timings.md").write_text("\n".join(timing) + "\n")
 
     def row(kind: str, d: Path, length: int, steps: int, batch: int | None = None) -> None:
-        """A table row; times from the run's provenance (all its calls)."""
-        timings = json.loads((d / "provenance.json").read_text()).get("timings", {})
+        """A table row; times from the run's provenance (start to finish for a run made in one
+        call, else the summed wall seconds of its calls)."""
+        prov = json.loads((d / "provenance.json").read_text())
+        timings = prov.get("timings", {})
         wall = float(timings.get("wall_seconds", float("nan")))
+        if not prov.get("resumed_at") and prov.get("finished"):
+            # one call: start to finish (older runs left the initial evaluation out of
+            # wall_seconds)
+            began, ended = (datetime.fromisoformat(prov[k]) for k in ("started", "finished"))
+            wall = (ended - began).total_seconds()
         r: dict[str, Any] = {"kind": kind, "run": d.name, "L": length, "steps": steps,
                              "batch_size": batch, "seconds": wall}  # fmt: skip
         r |= {k: _summary(d)[k] for k in ("max_choice_accuracy", "single_shot_accuracy", "loss")}

@@ -589,3 +589,19 @@ def test_a_key_added_since_the_run_started_is_not_a_change() -> None:
     assert _config_changes(before, now, defaults) == ['edge_field: "(absent)" -> 0.0']
     changed = {**now, "edge_field": 0.5}  # a real change is still one
     assert _config_changes(before, changed, defaults, exp) == ['edge_field: "(absent)" -> 0.5']
+
+
+def test_wall_seconds_include_the_initial_evaluation(tmp_path: Path, monkeypatch) -> None:
+    """The step-0 evaluation runs before the run directory appears; its time belongs to the
+    run (for an evaluation-only run it is nearly all of it)."""
+    evaluate = TOY.evaluate
+
+    def slow_at_start(config: Any, state: TrainState) -> dict[str, Any]:
+        if state.step == 0:
+            time.sleep(0.3)
+        return evaluate(config, state)
+
+    monkeypatch.setattr(TOY, "evaluate", slow_at_start)
+    d = start_run(NAME, {"steps": 1}, tmp_path / "r", progress=False)
+    timings = json.loads((d / "provenance.json").read_text())["timings"]
+    assert timings["wall_seconds"] >= 0.3 and timings["steps_run"] == 1

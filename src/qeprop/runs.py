@@ -1050,11 +1050,15 @@ def start_run(
                 _write_json(tmp / PROVENANCE, _provenance(back, command_line))
                 metrics = _Metrics(tmp / METRICS, [])
                 metrics.write()
+                began = time.perf_counter()
                 state = experiment.init(back)
                 if not isinstance(state, TrainState):
                     raise QEPError(f"the experiment's init() returned a {type(state).__name__}")
                 metrics.append(_record(experiment, back, state))
                 save_checkpoint(tmp, state, run)
+                # the initial evaluation is part of the run's wall time (for an evaluation-only
+                # run, most of it)
+                _add_timings(tmp, time.perf_counter() - began, 0, finished=False)
                 _rename_noreplace(tmp, run_dir)
         except BaseException as e:
             with _signals_ignored():
