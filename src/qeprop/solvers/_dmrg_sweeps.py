@@ -208,7 +208,7 @@ def right_env(env: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 SINGLE = {np.dtype(np.float32), np.dtype(np.complex64)}
 #: thresholds of double precision and what they become in single precision (about 100 eps)
-_SINGLE_FLOORS = {1e-14: 1e-6, 1e-12: 1e-5, 1e-10: 1e-4}
+_SINGLE_FLOORS = {1e-14: 1e-6, 1e-12: 1e-5, 1e-10: 1e-6}
 
 
 def work_dtype(dtype: np.dtype | type) -> np.dtype:

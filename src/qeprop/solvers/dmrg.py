@@ -40,8 +40,17 @@ confirmed by state-averaged sweeps at ``bond_dim`` and then raises
 :class:`~qeprop.errors.DegeneracyError` whatever ``degeneracy`` says: the equal-weight mixture
 over the manifold that the exact backends offer is not available on this backend. Starting the
 two states together from the random MPS (rather than adding a partner to a converged ground
-state) keeps both sectors of a symmetry-broken pair in the basis. Warm-started records carry the
-gap of their start.
+state) keeps both sectors of a symmetry-broken pair in the basis when it can; it does not on long
+chains, where the sweeps commit to one magnetisation near the chain's ends. Hence the **flip
+check**: for each global product ``S = Π_q a_q`` of one letter that commutes with all but at most
+20 % of the strings (:func:`flip_candidates`: ``∏X`` of an Ising or cluster-Ising chain, exact or
+broken by a sensor's couplings), the state and its image ``Sψ`` are swept once more; an image
+that relaxes to another state (overlap below 1/2) is the ground state of the other sector: the
+lower of the two is kept, and their energy difference bounds the gap (in double precision when
+single precision cannot resolve it). Without it, a field on one site of an 80-site ferromagnet
+(tests/test_dmrg.py), and the sensor on a 128-site chain in its ferromagnetic phase, returned the
+excited sector (0.6 above) with the bulk gap as its gap. Warm-started records carry the gap of
+their start.
 
 Expectation values of all Pauli strings come from the right-canonical MPS with shared left
 environments (:func:`mps_string_expectations`); the record's accuracy is the energy variance
@@ -99,9 +108,21 @@ _GAP_ITER = 12
 #: energy changes by less than _SINGLE_STAGE per half-sweep
 _SINGLE_GAP = 1e-5
 _SINGLE_STAGE = 1e-5
+_SINGLE_SWEEPS = 8
+#: approximate Pauli symmetries (see :func:`flip_candidates`): a product of one letter on every
+#: qubit that anticommutes with at most this fraction of the strings is tried on the cold state
+_FLIP_FRACTION = 0.2
+#: real 2x2 matrices of the flips (Y as the real Ỹ = -iY: the same state up to a global phase)
+_FLIP_MATRICES = {
+    "X": np.array([[0.0, 1.0], [1.0, 0.0]]),
+    "Y": np.array([[0.0, 1.0], [-1.0, 0.0]]),
+    "Z": np.array([[1.0, 0.0], [0.0, -1.0]]),
+}
+#: overlap above which a relaxed flipped state counts as the state it came from
+_SAME_STATE = 0.5
 #: Lanczos products per local update of the double-precision two-site half-sweep that follows
 #: the single-precision ones (it refines bond bases that are already close)
-_REFINE_ITER = 6
+_REFINE_ITER = 9
 #: energy change per half-sweep (times ``max(1, ||H||)``) and relative growth of the summed bond
 #: dimensions below which the two-site sweeps at ``bond_dim`` hand over to one-site sweeps
 _STAGE_TOL = 1e-7
@@ -420,49 +441,98 @@ class _Run:
     gap: float = np.inf
 
 
-def _to_double(sw: Sweeper, mpo: list[np.ndarray]) -> Sweeper:
-    """The sweeper's state in double precision (``mpo``: the double-precision MPO), centre at site
-    0 and right-canonical again in double precision."""
+def flip_candidates(ham: ParametrisedHamiltonian, coef: np.ndarray) -> list[str]:
+    """Letters ``a`` whose global product ``S_a = Π_q a_q`` is a symmetry of ``H = Σ_s c_s P_s``
+    or of its bulk: ``S_a`` anticommutes with at most ``_FLIP_FRACTION`` of the strings with
+    nonzero coefficients (``∏X`` of an Ising or cluster-Ising chain, exact, or broken by a
+    sensor's couplings). Such an ``S_a`` maps a state of one symmetry-broken sector to the other
+    (a degenerate partner, or a lower sector), which local sweeps cannot reach from a
+    macroscopically different state; a symmetric state it maps to itself."""
+    active = [p for p, c in zip(ham.strings, np.asarray(coef), strict=True) if c != 0]
+    out: list[str] = []
+    for letter in "XYZ":
+        flip = PauliString.from_letters(dict.fromkeys(range(ham.n_qubits), letter))
+        anti = sum(not flip.commutes(p) for p in active)
+        if anti <= _FLIP_FRACTION * len(active):
+            out.append(letter)
+    return out
+
+
+def _flipped(tensors: Sequence[np.ndarray], letter: str) -> list[np.ndarray]:
+    """The MPS with the letter's matrix on every site (unitary: canonical form is kept)."""
+    m = _FLIP_MATRICES[letter]
+    return [np.einsum("st,ltr->lsr", m, t).astype(t.dtype) for t in tensors]
+
+
+def _overlap(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> float:
+    """``|⟨b|a⟩|`` of two normalised MPS on the same sites."""
+    env = np.ones((1, 1), dtype=np.result_type(a[0].dtype, b[0].dtype))
+    for ka, kb in zip(a, b, strict=True):
+        env = _transfer(env, ka, kb)
+    return float(abs(env[0, 0]))
+
+
+def _converted(sw: Sweeper, mpo: list[np.ndarray], dtype: np.dtype | type) -> Sweeper:
+    """The sweeper's states in the precision ``dtype`` with the MPO ``mpo``: centre at site 0 and
+    right-canonical again in that precision; the extra states' centre tensors take the same gauge
+    (the canonicalisation of sites ``1..n-1`` does not depend on site 0)."""
     sw.move(0)
-    tensors, _ = right_canonical([t.astype(np.result_type(t.dtype, np.float64)) for t in sw.a])
-    out = Sweeper(mpo, tensors)
+    main = [t.astype(dtype) for t in sw.a]
+    tensors, _ = right_canonical(main)
+    extra = [right_canonical([e.astype(dtype), *main[1:]])[0][0] for e in sw.extra]
+    out = Sweeper(mpo, tensors, extra)
     out.matvecs = sw.matvecs  # the record counts every local product of the solve
     return out
 
 
 def _sweep_cold(
-    mpo: list[np.ndarray], n: int, spec: StateSpec, etol: float, threshold: float, scale: float
+    mpo: list[np.ndarray],
+    n: int,
+    spec: StateSpec,
+    etol: float,
+    threshold: float,
+    scale: float,
+    flips: Sequence[str] = (),
 ) -> _Run:
     """A cold solve with its gap estimate (see the module docstring); returns early, with the
     gap, when the gap is at or below ``threshold``.
 
     The gap estimate and the two-site sweeps that grow the bond dimension run in single
     precision (products about twice as fast) while what they resolve is far above its
-    rounding: a gap below ``_SINGLE_GAP * scale`` is estimated again in double precision, and
-    the two-site sweeps go on in double precision once the energy changes by less than
-    ``_SINGLE_STAGE * scale`` per half-sweep; the one-site sweeps that finish the state are in
-    double precision.
+    rounding: a gap below ``_SINGLE_GAP * scale`` is refined in double precision (the same two
+    states, converted, until the gap settles or clears the threshold); after the growing
+    sweeps, one two-site half-sweep in double precision refines the bond bases and one-site
+    sweeps in double precision finish the state.
+
+    ``flips`` (:func:`flip_candidates`): after the gap sweeps, the state and its image under
+    each flip are swept once more (one pair of single-state half-sweeps each, at the gap
+    sweeps' bond dimension); a flipped state that relaxes to another state (overlap below
+    ``_SAME_STATE``) is the ground state of another symmetry-broken sector: the lower of the two
+    is kept and their energy difference bounds the gap.
     """
     chi, cutoff = spec.bond_dim, spec.cutoff
     cplx = any(np.iscomplexobj(w) for w in mpo)
     single = np.complex64 if cplx else np.float32
-    start = [t.astype(single) for t in _random_tensors(n, 2, cplx)]
-    sw = Sweeper([w.astype(single) for w in mpo], start)
+    double = np.complex128 if cplx else np.float64
+    mpo1 = [w.astype(single) for w in mpo]
+    sw = Sweeper(mpo1, [t.astype(single) for t in _random_tensors(n, 2, cplx)])
     budget = spec.maxiter or _COLD_SWEEPS
     ltol = _LOCAL_TOL * np.sqrt(etol)
     stage_tol = max(etol, _STAGE_TOL * scale)
     energies: list[float] = []
     sweeps = 0
 
-    def two_states(c: int) -> float:
+    def two_states(c: int, fresh: bool = True) -> float:
         """State-averaged two-site sweeps for the two lowest states at bond dimension ``c``
-        (the second one starts as a random centre tensor); returns the gap estimate."""
+        (``fresh``: the second one starts as a random centre tensor, else as it is); returns
+        the gap estimate."""
         nonlocal sweeps
-        rng = np.random.default_rng(_INIT_SEED + 1)
-        second = rng.standard_normal(sw.a[0].shape)
-        if cplx:
-            second = second + 1j * rng.standard_normal(second.shape)
-        sw.extra = [(second / np.linalg.norm(second)).astype(sw.dtype)]
+        if fresh:
+            rng = np.random.default_rng(_INIT_SEED + 1)
+            second = rng.standard_normal(sw.a[0].shape)
+            if cplx:
+                second = second + 1j * rng.standard_normal(second.shape)
+            sw.extra = [(second / np.linalg.norm(second)).astype(sw.dtype)]
         gaps: list[float] = []
         spent = 0
         while sweeps < budget and spent < _GAP_SWEEPS:
@@ -475,38 +545,81 @@ def _sweep_cold(
             gaps.append(e1 - e0)
             if len(gaps) > 1 and abs(gaps[-1] - gaps[-2]) <= _GAP_RTOL * gaps[-1]:
                 break
+            if not fresh and gaps[-1] > _SINGLE_GAP * scale:
+                break  # a refinement that shows the gap was resolved after all
         return gaps[-1] if gaps else np.inf
 
     chi_e = min(chi, _GAP_CHI)
     gap = two_states(chi_e)
-    if gap <= _SINGLE_GAP * scale:  # not resolved in single precision: again in double
-        spent, sw = sw.matvecs, Sweeper(mpo, _random_tensors(n, 2, cplx))
-        sw.matvecs = spent
-        gap = two_states(chi_e)
-    if gap <= threshold and chi_e < chi:
-        gap = two_states(chi)  # confirm a refusal at the full bond dimension
+    if gap <= _SINGLE_GAP * scale:
+        # not resolved in single precision: the same states refined in double precision
+        sw = _converted(sw, mpo, double)
+        gap = two_states(chi_e, fresh=False)
+        if gap <= threshold and chi_e < chi:
+            gap = two_states(chi)  # confirm a refusal at the full bond dimension
+        if gap > threshold:
+            sw.drop_extra()
+            sw = _converted(sw, mpo1, single)
     sw.drop_extra()
+    if gap > threshold and flips:
+        # the state and each flipped image, one single-state half-sweep each (left to right:
+        # both end with their centre at the last site, where their energies are compared)
+        images = [Sweeper(sw.w, _flipped(sw.a, letter)) for letter in flips]
+        energies.append(sw.sweep2("R", chi_e, cutoff, ltol, _GAP_ITER))
+        sweeps += 1
+        for other in images:
+            other.sweep2("R", chi_e, cutoff, ltol, _GAP_ITER)
+            sweeps += 1
+            spent = sw.matvecs + other.matvecs
+            if _overlap(sw.a, other.a) < _SAME_STATE:  # another sector's ground state
+                de = other.energy - sw.energy
+                if abs(de) <= _SINGLE_GAP * scale:
+                    # not resolved in single precision: both states refined in double
+                    both = [_converted(x, mpo, double) for x in (sw, other)]
+                    for x in both:
+                        x.matvecs = 0
+                        for d in "RL":
+                            x.sweep2(d, chi_e, cutoff, ltol, _GAP_ITER)
+                            sweeps += 1
+                        spent += x.matvecs
+                    de = both[1].energy - both[0].energy
+                    sw, other = (_converted(x, mpo1, single) for x in both)
+                gap = min(gap, abs(de))
+                if de < 0:
+                    sw = other
+                    energies.append(sw.energy)
+            sw.matvecs = spent
+    d = "R" if sw.centre == 0 else "L"
     if gap <= threshold:
         return _Run(sw, energies, True, sweeps, gap)
     single_stage = sw.dtype in SINGLE
-    # two-site half-sweeps at bond_dim while the bond dimensions grow and the energy moves
-    # (single precision until it moves by less than _SINGLE_STAGE * scale)
-    d = "R"
+    # two-site half-sweeps at bond_dim while the bond dimensions grow and the energy moves. In
+    # single precision the energy of a half-sweep's last local problem carries a rounding
+    # offset that depends on the chain end it is at (about n eps32 |E|: 1e-2 at 130 sites), so
+    # half-sweeps of the same direction are compared, against _SINGLE_STAGE * scale, and at most
+    # _SINGLE_SWEEPS are spent (the double-precision sweeps after them finish the state)
+    grow: list[float] = []
     while sweeps < budget:
         before = sw.bond_dims()
-        energies.append(sw.sweep2(d, chi, cutoff, ltol, _LOCAL_ITER))
+        grow.append(sw.sweep2(d, chi, cutoff, ltol, _LOCAL_ITER))
+        energies.append(grow[-1])
         sweeps += 1
         d = "L" if d == "R" else "R"
         grown = sw.bond_dims()
         settled = max(grown) == chi or sum(grown) <= (1 + _GROWTH) * sum(before)
-        change = abs(energies[-1] - energies[-2])
-        if settled and change <= max(stage_tol, _SINGLE_STAGE * scale if single_stage else 0.0):
+        if single_stage:
+            change = abs(grow[-1] - grow[-3]) if len(grow) >= 3 else np.inf
+            if (settled and change <= max(stage_tol, _SINGLE_STAGE * scale)) or len(
+                grow
+            ) >= _SINGLE_SWEEPS:
+                break
+        elif settled and abs(energies[-1] - energies[-2]) <= stage_tol:
             break
     # one-site half-sweeps to the local precision of a warm solve (the nudged solves that start
     # here then have little left to do far from their nudges), ending at site 0
     if sw.dtype in SINGLE:
         # one two-site half-sweep in double precision refines the bond bases chosen in single
-        sw = _to_double(sw, mpo)
+        sw = _converted(sw, mpo, double)
         energies.append(sw.sweep2("R", chi, cutoff, ltol, _REFINE_ITER))
         sweeps += 1
         d = "L"
@@ -665,7 +778,8 @@ def _solve_ground(
     if start is not None:
         run = _sweep_warm(mpo, start, spec, etol)
     else:
-        run = _sweep_cold(mpo, n, spec, etol, threshold, max(1.0, norm))
+        flips = flip_candidates(ham, coef)
+        run = _sweep_cold(mpo, n, spec, etol, threshold, max(1.0, norm), flips)
         if run.gap <= threshold:
             raise DegeneracyError(
                 f"the ground state is degenerate: the two lowest states found by DMRG lie "
