@@ -485,6 +485,51 @@ def _converted(sw: Sweeper, mpo: list[np.ndarray], dtype: np.dtype | type) -> Sw
     return out
 
 
+def _flip_check(
+    sw: Sweeper,
+    flips: Sequence[str],
+    mpo: list[np.ndarray],
+    chi: int,
+    cutoff: float,
+    ltol: float,
+    resolution: float,
+) -> tuple[Sweeper, float, int]:
+    """The flip check of a cold solve (see the module docstring): ``sw`` (one state, centre at
+    site 0) and its image under each flip get one single-state two-site half-sweep (left to
+    right, bond dimension ``chi``: both end at the last site, where their energies are compared);
+    an image that relaxes to another state is another sector's ground state, and the lower one
+    is kept. Energy differences below ``resolution`` (the precision of the sweeper's arithmetic)
+    are measured again after one pair of half-sweeps of both states in double precision
+    (``mpo``). Returns the state kept (in ``sw``'s precision), the smallest energy difference
+    to another sector's state found (``inf`` if none) and the half-sweeps spent."""
+    dtype, mpo_sw = sw.dtype, sw.w
+    double = np.result_type(dtype, np.float64)
+    images = [Sweeper(mpo_sw, _flipped(sw.a, letter)) for letter in flips]
+    sw.sweep2("R", chi, cutoff, ltol, _GAP_ITER)
+    spent, gap = 1, np.inf
+    for other in images:
+        other.sweep2("R", chi, cutoff, ltol, _GAP_ITER)
+        spent += 1
+        products = sw.matvecs + other.matvecs
+        if _overlap(sw.a, other.a) < _SAME_STATE:  # another sector's ground state
+            de = other.energy - sw.energy
+            if abs(de) <= resolution and dtype != double:
+                both = [_converted(x, mpo, double) for x in (sw, other)]
+                for x in both:
+                    x.matvecs = 0
+                    for d in "RL":
+                        x.sweep2(d, chi, cutoff, ltol, _GAP_ITER)
+                        spent += 1
+                    products += x.matvecs
+                de = both[1].energy - both[0].energy
+                sw, other = (_converted(x, mpo_sw, dtype) for x in both)
+            gap = min(gap, abs(de))
+            if de < 0:
+                sw = other
+        sw.matvecs = products
+    return sw, gap, spent
+
+
 def _sweep_cold(
     mpo: list[np.ndarray],
     n: int,
@@ -504,11 +549,8 @@ def _sweep_cold(
     sweeps, one two-site half-sweep in double precision refines the bond bases and one-site
     sweeps in double precision finish the state.
 
-    ``flips`` (:func:`flip_candidates`): after the gap sweeps, the state and its image under
-    each flip are swept once more (one pair of single-state half-sweeps each, at the gap
-    sweeps' bond dimension); a flipped state that relaxes to another state (overlap below
-    ``_SAME_STATE``) is the ground state of another symmetry-broken sector: the lower of the two
-    is kept and their energy difference bounds the gap.
+    ``flips`` (:func:`flip_candidates`): after the gap sweeps, :func:`_flip_check`; the energy
+    difference to another sector's ground state bounds the gap.
     """
     chi, cutoff = spec.bond_dim, spec.cutoff
     cplx = any(np.iscomplexobj(w) for w in mpo)
@@ -562,33 +604,12 @@ def _sweep_cold(
             sw = _converted(sw, mpo1, single)
     sw.drop_extra()
     if gap > threshold and flips:
-        # the state and each flipped image, one single-state half-sweep each (left to right:
-        # both end with their centre at the last site, where their energies are compared)
-        images = [Sweeper(sw.w, _flipped(sw.a, letter)) for letter in flips]
-        energies.append(sw.sweep2("R", chi_e, cutoff, ltol, _GAP_ITER))
-        sweeps += 1
-        for other in images:
-            other.sweep2("R", chi_e, cutoff, ltol, _GAP_ITER)
-            sweeps += 1
-            spent = sw.matvecs + other.matvecs
-            if _overlap(sw.a, other.a) < _SAME_STATE:  # another sector's ground state
-                de = other.energy - sw.energy
-                if abs(de) <= _SINGLE_GAP * scale:
-                    # not resolved in single precision: both states refined in double
-                    both = [_converted(x, mpo, double) for x in (sw, other)]
-                    for x in both:
-                        x.matvecs = 0
-                        for d in "RL":
-                            x.sweep2(d, chi_e, cutoff, ltol, _GAP_ITER)
-                            sweeps += 1
-                        spent += x.matvecs
-                    de = both[1].energy - both[0].energy
-                    sw, other = (_converted(x, mpo1, single) for x in both)
-                gap = min(gap, abs(de))
-                if de < 0:
-                    sw = other
-                    energies.append(sw.energy)
-            sw.matvecs = spent
+        sw, sector_gap, spent = _flip_check(
+            sw, flips, mpo, chi_e, cutoff, ltol, _SINGLE_GAP * scale
+        )
+        gap = min(gap, sector_gap)
+        sweeps += spent
+        energies.append(sw.energy)
     d = "R" if sw.centre == 0 else "L"
     if gap <= threshold:
         return _Run(sw, energies, True, sweeps, gap)
