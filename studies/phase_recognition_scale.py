@@ -5,8 +5,9 @@ Pieces, each a normal ``qeprop run`` directory under ``OUT_DIR/runs`` (rerunning
 finished runs and resumes interrupted ones):
 
 ``source``
-    Only when ``--source`` holds no couplings (the committed ``docs/results/phase-recognition/*``
-    directories keep a summary only): its ``config.toml`` run again (the 8-site sensor).
+    Only when ``--source`` holds no couplings (the default, the study's committed 8-site sensor
+    ``docs/results/phase-recognition-scale/runs/source``, keeps them; the summaries of
+    ``docs/results/phase-recognition/*`` do not): its ``config.toml`` run again.
 ``trained-setting``
     The source's own setting (8-site periodic chain, exact), ``steps = 0``: the reference.
 ``eval-L{L}``
@@ -17,7 +18,8 @@ finished runs and resumes interrupted ones):
     The source's couplings fine-tuned with QEP (centred nudging, shots) on ``--finetune-length``
     for ``--finetune-steps`` steps of ``--batch-size`` points.
 ``scratch-L{L}``
-    A sensor trained from scratch on ``--scratch-length`` for ``--scratch-steps`` steps.
+    A sensor trained from scratch on ``--scratch-length`` for ``--scratch-steps`` steps of
+    ``--scratch-batch-size`` points (evaluated every ``--scratch-eval-every`` steps).
 
 Outputs: ``OUT_DIR/scale.md`` (table: accuracies, steps, wall seconds), ``OUT_DIR/timings.json``,
 ``OUT_DIR/accuracy-vs-length.png`` and the phase maps ``OUT_DIR/map-<run>.png``.
@@ -25,9 +27,10 @@ Outputs: ``OUT_DIR/scale.md`` (table: accuracies, steps, wall seconds), ``OUT_DI
 Usage::
 
     .venv/bin/python studies/phase_recognition_scale.py OUT_DIR \\
-        [--source docs/results/phase-recognition/default-s1] [--lengths 8 16 32 64 128] \\
-        [--finetune-length 64 --finetune-steps 100 --batch-size 10] \\
-        [--scratch-length 32 --scratch-steps 500] [--map-lengths 64] [--only PIECE ...] [--tiny]
+        [--source docs/results/phase-recognition-scale/runs/source] \\
+        [--lengths 8 16 32 64 128] [--finetune-length 64 --finetune-steps 100 --batch-size 10] \\
+        [--scratch-length 128 --scratch-steps 1000 --scratch-batch-size 2] [--map-lengths 64] \\
+        [--only PIECE ...] [--tiny]
 
 ``--only evals finetune scratch`` runs just those pieces (the reference and ``eval-L*``, the
 fine-tuning, the scratch run) and writes no table, so that two processes can share the work;
@@ -58,7 +61,7 @@ from qeprop.experiments.phase_recognition import EXPERIMENT, triangle_grid
 from qeprop.runs import resume_run, run_finished, start_run
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SOURCE = ROOT / "docs" / "results" / "phase-recognition" / "default-s1"
+DEFAULT_SOURCE = ROOT / "docs" / "results" / "phase-recognition-scale" / "runs" / "source"
 
 
 def _run(name: str, overrides: dict[str, Any], out: Path) -> tuple[Path, float]:
@@ -164,8 +167,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--finetune-steps", type=int, default=100)
     ap.add_argument("--batch-size", type=int, default=10)
     ap.add_argument("--eval-every", type=int, default=50)
-    ap.add_argument("--scratch-length", type=int, default=32)
-    ap.add_argument("--scratch-steps", type=int, default=500)
+    ap.add_argument("--scratch-length", type=int, default=128)
+    ap.add_argument("--scratch-steps", type=int, default=1000)
+    ap.add_argument("--scratch-batch-size", type=int, default=2)
+    ap.add_argument("--scratch-eval-every", type=int, default=500)
     ap.add_argument("--test-size", type=int, default=200)
     ap.add_argument("--map-resolution", type=int, default=24)
     ap.add_argument("--bond-dim", type=int, default=64)
@@ -175,8 +180,8 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     if a.tiny:
         a.lengths, a.test_size, a.map_resolution = [16, 32, 64], 4, 2
-        a.finetune_steps = a.scratch_steps = a.batch_size = 2
-        a.eval_every, a.scratch_length = 2, 16
+        a.finetune_steps = a.scratch_steps = a.batch_size = a.scratch_batch_size = 2
+        a.eval_every, a.scratch_eval_every, a.scratch_length = 2, 2, 16
     out: Path = a.out
     out.mkdir(parents=True, exist_ok=True)
     src, src_config, src_sec = _source(a.source, out)
@@ -226,19 +231,20 @@ def main(argv: list[str] | None = None) -> None:
                     "init_from": str(src)}  # fmt: skip
             d, _ = _run(f"eval-L{length}", over, out)
             row("eval", d, length, 0)
-    train = {**dmrg, "batch_size": a.batch_size, "eval_every": a.eval_every}
     n = a.finetune_length
     fine = out / "runs" / f"finetune-L{n}"
     if "finetune" in pieces:
-        over = {**maps(n), **train, "chain_length": n, "steps": a.finetune_steps,
-                "init_from": str(src)}  # fmt: skip
+        over = {**maps(n), **dmrg, "batch_size": a.batch_size, "eval_every": a.eval_every,
+                "chain_length": n, "steps": a.finetune_steps, "init_from": str(src)}  # fmt: skip
         fine, _ = _run(fine.name, over, out)
         row("finetune", fine, n, a.finetune_steps, a.batch_size)
     n = a.scratch_length
     if "scratch" in pieces:
-        over = {**maps(n), **train, "chain_length": n, "steps": a.scratch_steps}
+        over = {**maps(n), **dmrg, "batch_size": a.scratch_batch_size,
+                "eval_every": a.scratch_eval_every, "chain_length": n,
+                "steps": a.scratch_steps}  # fmt: skip
         scratch, _ = _run(f"scratch-L{n}", over, out)
-        row("scratch", scratch, n, a.scratch_steps, a.batch_size)
+        row("scratch", scratch, n, a.scratch_steps, a.scratch_batch_size)
     if a.only:
         return
 
