@@ -6,7 +6,7 @@ finished runs and resumes interrupted ones):
 
 ``source``
     Only when ``--source`` holds no couplings (the default, the study's committed 8-site sensor
-    ``docs/results/phase-recognition-scale/runs/source``, keeps them; the summaries of
+    ``docs/results/phase-recognition-scale/source``, keeps them; the summaries of
     ``docs/results/phase-recognition/*`` do not): its ``config.toml`` run again.
 ``trained-setting``
     The source's own setting (8-site periodic chain, exact), ``steps = 0``: the reference.
@@ -27,7 +27,7 @@ Outputs: ``OUT_DIR/scale.md`` (table: accuracies, steps, wall seconds), ``OUT_DI
 Usage::
 
     .venv/bin/python studies/phase_recognition_scale.py OUT_DIR \\
-        [--source docs/results/phase-recognition-scale/runs/source] \\
+        [--source docs/results/phase-recognition-scale/source] \\
         [--lengths 8 16 32 64 128] [--finetune-length 64 --finetune-steps 100 --batch-size 10] \\
         [--scratch-length 128 --scratch-steps 1000 --scratch-batch-size 2] [--map-lengths 64] \\
         [--only PIECE ...] [--tiny]
@@ -61,7 +61,7 @@ from qeprop.experiments.phase_recognition import EXPERIMENT, triangle_grid
 from qeprop.runs import resume_run, run_finished, start_run
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SOURCE = ROOT / "docs" / "results" / "phase-recognition-scale" / "runs" / "source"
+DEFAULT_SOURCE = ROOT / "docs" / "results" / "phase-recognition-scale" / "source"
 
 
 def _run(name: str, overrides: dict[str, Any], out: Path) -> tuple[Path, float]:

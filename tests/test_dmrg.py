@@ -498,7 +498,7 @@ def test_flip_check_finds_the_ferromagnetic_sector_of_the_sensor_at_16_sites() -
     solve returned the other sector, 0.66 higher, and the readout "cluster" (p = 0.82)."""
     from qeprop.experiments.phase_recognition import EXPERIMENT
 
-    source = ROOT / "docs" / "results" / "phase-recognition-scale" / "runs" / "source"
+    source = ROOT / "docs" / "results" / "phase-recognition-scale" / "source"
     over = {"chain_length": 16, "boundary": "open", "method": "dmrg", "steps": 0}
     cfg = EXPERIMENT.resolve({**over, "init_from": str(source)})
     model = EXPERIMENT.model(cfg)

@@ -1047,7 +1047,7 @@ def start_run(
         try:
             with _sigterm_raises():
                 _write_text(tmp / CONFIG, text)
-                _write_json(tmp / PROVENANCE, _provenance(back, command_line))
+                prov = _provenance(back, command_line)
                 metrics = _Metrics(tmp / METRICS, [])
                 metrics.write()
                 began = time.perf_counter()
@@ -1057,8 +1057,9 @@ def start_run(
                 metrics.append(_record(experiment, back, state))
                 save_checkpoint(tmp, state, run)
                 # the initial evaluation is part of the run's wall time (for an evaluation-only
-                # run, most of it)
-                _add_timings(tmp, time.perf_counter() - began, 0, finished=False)
+                # run, most of it): the provenance is written once it is known
+                prov["timings"]["wall_seconds"] = round(time.perf_counter() - began, 6)
+                _write_json(tmp / PROVENANCE, prov)
                 _rename_noreplace(tmp, run_dir)
         except BaseException as e:
             with _signals_ignored():
