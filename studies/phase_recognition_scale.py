@@ -33,8 +33,9 @@ Usage::
         [--only PIECE ...] [--tiny]
 
 ``--only evals finetune scratch`` runs just those pieces (the reference and ``eval-L*``, the
-fine-tuning, the scratch run) and writes no table, so that two processes can share the work;
-a last call without ``--only`` finds every run finished and writes the table and figures. The
+fine-tuning, the scratch run) and writes the table and figures of those, so that two processes
+can share the work; a last call without ``--only`` finds every run finished and writes the
+whole table and the figures. The
 eval runs draw the full phase map (``--map-resolution``) only at ``--map-lengths`` (default: the
 fine-tuning length), a 2-per-side one elsewhere; the table's times come from each run's
 provenance (start to finish, or the summed wall seconds of a resumed run's calls).
@@ -245,8 +246,6 @@ def main(argv: list[str] | None = None) -> None:
                 "steps": a.scratch_steps}  # fmt: skip
         scratch, _ = _run(f"scratch-L{n}", over, out)
         row("scratch", scratch, n, a.scratch_steps, a.scratch_batch_size)
-    if a.only:
-        return
 
     lines = [
         f"# Phase recognition on long open chains (source: {src}, trained "
@@ -270,6 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     (out / "timings.json").write_text(json.dumps(rows, indent=1))
     print("\n".join(lines))
     drawn = [fine, *(out / "runs" / f"eval-L{n}" for n in a.lengths if n in map_lengths)]
+    drawn = [d for d in drawn if d.is_dir() and run_finished(d)]
     try:
         _figures(out, rows, drawn)
     except ImportError as e:  # matplotlib is optional
