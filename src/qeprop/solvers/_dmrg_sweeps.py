@@ -207,7 +207,7 @@ def right_env(env: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 SINGLE = {np.dtype(np.float32), np.dtype(np.complex64)}
-#: thresholds of double precision and what they become in single precision (about 100 eps)
+#: thresholds of double precision and what they become in single precision (8 to 100 eps32)
 _SINGLE_FLOORS = {1e-14: 1e-6, 1e-12: 1e-5, 1e-10: 1e-6}
 
 
@@ -402,7 +402,7 @@ def _svd(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _is_identity(m: np.ndarray, tol: float = 1e-10) -> bool:
-    """Whether the square matrix ``m`` is the identity to ``tol`` (entrywise; ``1e-4`` in single
+    """Whether the square matrix ``m`` is the identity to ``tol`` (entrywise; ``1e-6`` in single
     precision, where canonical tensors are orthonormal to a few ``eps * chi``)."""
     tol = _precision_floor(m.dtype, tol)
     n = m.shape[0]

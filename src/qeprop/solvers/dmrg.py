@@ -14,12 +14,13 @@ ground state:
   bond dimensions grow, then one-site sweeps within the bond dimensions reached until the energy
   changes by less than ``max(tol, 10 cutoff) · max(1, ||H||)`` between half-sweeps. The gap
   sweeps and the growing two-site sweeps run in **single precision** (their products cost
-  about half): they stop at energy changes of ``1e-5 ||H||`` per half-sweep, far above the
-  rounding of single precision (about ``1e-6 ||H||`` at 64 sites), a gap estimate below
-  ``1e-5 ||H||`` is computed again in double precision, and the state is canonicalised again
+  about half): they stop at energy changes of ``1e-5 ||H||`` between half-sweeps of the same
+  direction (at most 8), above the rounding of single precision (about ``n eps32 |E|``), a
+  gap estimate below ``1e-5 ||H||`` is refined in double precision from the same two states,
+  and the state is canonicalised again
   in double precision and refined by one two-site half-sweep before the one-site sweeps (so
   the result is a double-precision solve: at 64 sites the energy agrees with an all-double
-  schedule to 1e-11 relative and the centred gradient to 4e-6, within the solver tolerance);
+  schedule to 1e-11 relative and the centred gradient to 1e-5, within the solver tolerance);
 * a **warm solve** (``warm`` = a nearby state of the same order: the free state of a nudged
   solve, or the previous step's free state) runs one-site sweeps from that MPS within its bond
   dimensions, starting at the site whose local tensor is furthest from a local ground state (for
