@@ -146,6 +146,34 @@ def test_warm_started_nudged_solve_takes_few_sweeps_and_agrees_with_a_cold_one()
     assert warm.gap == free.gap  # a warm-started record carries the gap of its start
 
 
+def test_a_nudged_solve_starts_at_the_nudged_outputs_and_agrees_with_a_residual_search() -> None:
+    import dataclasses
+
+    from qeprop.solvers.dmrg import changed_site, site_order
+
+    p = parse_problem(_sensor_problem(24))
+    h, values = p.system.full, p.system.full_values(p.values)
+    spec = p.options.state
+    free = solve(h, values, spec)
+    assert isinstance(free, MPSEquilibrium) and free.coefficients is not None
+    nudged = values.copy()
+    nudged[p.system.output_index] = 0.4
+    order = site_order(h)
+    site = changed_site(h, order, h.string_coefficients(nudged), free.coefficients)
+    # the outputs are projectors on the two sensor qubits (24 and 25): the start is one of them
+    assert site is not None and order[site] in (24, 25)
+    assert changed_site(h, order, h.string_coefficients(values), free.coefficients) is None
+    assert changed_site(h, order, h.string_coefficients(nudged), None) is None
+    # without the coefficients (a record of another origin) the start is found by a pass over
+    # the chain's local residuals; both give the same state to the solver's precision
+    warm = solve(h, nudged, spec, free)
+    probed = solve(h, nudged, spec, dataclasses.replace(free, coefficients=None))
+    assert isinstance(warm, MPSEquilibrium) and isinstance(probed, MPSEquilibrium)
+    assert abs(warm.energy - probed.energy) <= 1e-9 * abs(warm.energy)
+    assert np.max(np.abs(string_expectations(h, warm) - string_expectations(h, probed))) <= 1e-6
+    assert warm.matvecs < probed.matvecs  # the pass costs one product per site
+
+
 def test_nudged_solve_of_the_sensor_costs_a_fraction_of_a_cold_one() -> None:
     p = parse_problem(_sensor_problem(24))
     h, values = p.system.full, p.system.full_values(p.values)

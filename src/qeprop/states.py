@@ -211,6 +211,9 @@ class MPSEquilibrium:
         Largest bond dimension of the state.
     warm_started : bool
         Whether the solve started from a nearby state (a nudged solve).
+    coefficients : (n_strings,) array or None
+        The Hamiltonian's string coefficients ``c_s`` the state was solved at: a warm solve from
+        it starts sweeping where they changed most.
     """
 
     tensors: tuple[np.ndarray, ...] = field(repr=False)
@@ -231,6 +234,7 @@ class MPSEquilibrium:
     matvecs: int = 0
     engine: Any = field(default=None, repr=False, compare=False)
     sector: Any = field(default=None, repr=False, compare=False)
+    coefficients: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def n_qubits(self) -> int:

@@ -630,20 +630,25 @@ class Sweeper:
             self.right[k] = right_env(self.right[k + 1], self.a[k], self.w[k])
             self.centre = k - 1
 
+    def residual(self) -> float:
+        """The local residual ``||H_eff a_k - e a_k|| / ||a_k||`` of the centre site ``k`` (one
+        product): how far the state is from a local ground state there."""
+        mv, _ = self.local(self.centre, 1)
+        x = to_local(self.a[self.centre]).reshape(-1)
+        hx = mv(x)
+        self.matvecs += 1
+        e = np.vdot(x, hx).real / np.vdot(x, x).real
+        return float(np.linalg.norm(hx - e * x) / np.linalg.norm(x))
+
     def probe(self) -> np.ndarray:
         """Move the centre from site 0 to the last site without optimising, and return the
-        residual ``||H_eff a_k - e a_k||`` of each site on the way (where the state is furthest
-        from a local ground state: where a nearby solve should start)."""
+        :meth:`residual` of each site on the way (where the state is furthest from a local
+        ground state: where a nearby solve should start)."""
         n = self.n
         self.drop_extra()
         res = np.zeros(n)
         for k in range(self.centre, n):
-            mv, _ = self.local(k, 1)
-            x = to_local(self.a[k]).reshape(-1)
-            hx = mv(x)
-            e = np.vdot(x, hx).real / np.vdot(x, x).real
-            res[k] = np.linalg.norm(hx - e * x) / np.linalg.norm(x)
-            self.matvecs += 1
+            res[k] = self.residual()
             if k < n - 1:
                 self._step(k, "R")
         return res

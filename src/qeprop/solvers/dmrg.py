@@ -139,6 +139,7 @@ _LOCAL_TOL = 1e-2
 #: of 28, 15 s instead of 26 s per gradient)
 _WARM_ITER = 20
 _POLISH_ITER = 40
+_POLISH_FIRST = 12
 _WARM_TOL = 1e-3
 _WARM_REL = 1e-5
 #: seed of the random initial MPS of cold solves (solves are deterministic)
@@ -644,8 +645,10 @@ def _sweep_cold(
     if sw.dtype in SINGLE:
         sw, d = _converted(sw, mpo, double), "R"
     ltol = _WARM_TOL * np.sqrt(etol)
+    first = True
     while sweeps < budget:
-        energies.append(sw.sweep1(d, ltol, _POLISH_ITER))
+        energies.append(sw.sweep1(d, ltol, _POLISH_FIRST if first else _POLISH_ITER))
+        first = False
         sweeps += 1
         if d == "L" and abs(energies[-1] - energies[-2]) <= etol:
             return _Run(sw, energies, True, sweeps, gap)
@@ -653,18 +656,47 @@ def _sweep_cold(
     return _Run(sw, energies, False, sweeps, gap)
 
 
-def _sweep_warm(mpo: list[np.ndarray], start: MPSEquilibrium, spec: StateSpec, etol: float) -> _Run:
-    """One-site sweeps from a nearby MPS within its bond dimensions, starting at the site of
-    largest local residual; two-site sweeps (bond dimensions free up to ``spec.bond_dim``) only
-    if they do not converge."""
+def changed_site(
+    ham: ParametrisedHamiltonian, order: Sequence[int], coef: np.ndarray, before: np.ndarray | None
+) -> int | None:
+    """The MPS site where ``H = Σ_s c_s P_s`` changed most from the coefficients ``before`` (a
+    warm start's) to ``coef``: the site with the largest ``Σ |Δc_s|`` over the strings acting on
+    it (for a nudged solve: the sensor's output qubits). ``None`` if nothing changed or
+    ``before`` is missing or of another basis."""
+    if before is None or before.shape != coef.shape:
+        return None
+    delta = np.abs(np.asarray(coef) - before)
+    if not np.any(delta):
+        return None
+    pos = _positions(order)
+    weight = np.zeros(len(order))
+    for i in np.flatnonzero(delta):
+        for q in ham.strings[i].letters():
+            weight[pos[q]] += delta[i]
+    return int(np.argmax(weight))
+
+
+def _sweep_warm(
+    mpo: list[np.ndarray], start: MPSEquilibrium, spec: StateSpec, etol: float, site: int | None
+) -> _Run:
+    """One-site sweeps from a nearby MPS within its bond dimensions, starting at ``site`` (where
+    the Hamiltonian changed most, :func:`changed_site`) or, if ``None``, at the site of largest
+    local residual (found by a pass over the chain); two-site sweeps (bond dimensions free up
+    to ``spec.bond_dim``) only if they do not converge."""
     sw = Sweeper(mpo, start.tensors)
     energies = [sw.centre_energy()]
-    res = sw.probe()
-    sw.move(int(np.argmax(res)))
+    if site is None:
+        res = sw.probe()
+        site, top = int(np.argmax(res)), float(np.max(res))
+        sw.move(site)
+    else:
+        sw.move(site)
+        top = sw.residual()
     budget = spec.maxiter or _WARM_SWEEPS
-    # the local residuals of the start state measure how far the solve has to go: a small nudge
-    # is resolved relative to itself (its response is what a gradient divides by the nudge)
-    ltol = min(_WARM_TOL * np.sqrt(etol), _WARM_REL * float(np.max(res)))
+    # the local residual of the start state where it changed measures how far the solve has to
+    # go: a small nudge is resolved relative to itself (its response is what a gradient divides
+    # by the nudge)
+    ltol = min(_WARM_TOL * np.sqrt(etol), _WARM_REL * top)
     sweeps = 0
     while sweeps < budget:
         for d in "RL":
@@ -796,7 +828,8 @@ def _solve_ground(
     start = warm if isinstance(warm, MPSEquilibrium) and warm.order == order else None
     threshold = spec.degeneracy_threshold(norm)
     if start is not None:
-        run = _sweep_warm(mpo, start, spec, etol)
+        site = changed_site(ham, order, coef, start.coefficients)
+        run = _sweep_warm(mpo, start, spec, etol, site)
     else:
         flips = flip_candidates(ham, coef)
         run = _sweep_cold(mpo, n, spec, etol, threshold, max(1.0, norm), flips)
@@ -831,6 +864,7 @@ def _solve_ground(
         bond_dim=bond,
         warm_started=start is not None,
         matvecs=run.sweeper.matvecs,
+        coefficients=np.array(coef, dtype=float),
     )
 
 
