@@ -139,6 +139,9 @@ _LOCAL_TOL = 1e-2
 #: of 28, 15 s instead of 26 s per gradient)
 _WARM_ITER = 20
 _POLISH_ITER = 40
+#: products per update of the first one-site half-sweep after the single-precision stage (its
+#: state is accurate to single precision only; the next half-sweep does the precise work: 12
+#: instead of 40 spends 10 % fewer one-site products at 32, 64 and 256 sites, 3 % more at 128)
 _POLISH_FIRST = 12
 _WARM_TOL = 1e-3
 _WARM_REL = 1e-5
