@@ -243,6 +243,34 @@ def test_block_krylov_resolves_an_exactly_degenerate_pair() -> None:
     assert np.vdot(vec, wide @ vec).real == pytest.approx(val[0], abs=1e-10)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.complex128])
+def test_block_orthonormalisation_keeps_the_new_span_and_drops_dependent_rows(dtype: Any) -> None:
+    from qeprop.solvers._dmrg_sweeps import _orthonormal_rows
+
+    rng = np.random.default_rng(4)
+    cplx = np.dtype(dtype).kind == "c"
+
+    def rand(*shape: int) -> np.ndarray:
+        x = rng.standard_normal(shape) + (1j * rng.standard_normal(shape) if cplx else 0)
+        return np.asarray(x, dtype=dtype)
+
+    basis = np.linalg.qr(rand(200, 5))[0].T.astype(dtype)  # 5 orthonormal rows
+    fresh = rand(2, 200)
+    # rows: two new directions, a combination of them and one inside the basis (both dependent)
+    new = np.vstack([fresh, fresh[0] - 2 * fresh[1], 3 * basis[1] - basis[4]])
+    q = _orthonormal_rows(new, basis)
+    # single precision: orthonormal to a few eps32 * sqrt(200)
+    tol = 1e-5 if np.dtype(dtype) in (np.dtype(np.float32), np.dtype(np.complex64)) else 1e-12
+    assert q.shape == (2, 200) and q.dtype == np.dtype(dtype)
+    assert np.allclose(q.conj() @ q.T, np.eye(2), atol=tol)
+    assert np.max(np.abs(q.conj() @ basis.T)) <= tol
+    # the span of the new directions, less their part in the basis
+    target = fresh - (fresh.conj() @ basis.T).conj() @ basis
+    coeffs = np.linalg.lstsq(q.T, target.T, rcond=None)[0]
+    assert np.allclose(q.T @ coeffs, target.T, atol=100 * tol)
+    assert _orthonormal_rows(basis[:2].copy(), basis).shape == (0, 200)
+
+
 def test_long_ranged_terms_are_refused_naming_them() -> None:
     n = 12
     terms = [(-1.0, f"X{j}") for j in range(n)]

@@ -294,6 +294,24 @@ def _tridiagonal_eigh(d: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndar
     return w, z
 
 
+_HEEVD = {
+    np.dtype(np.float32): sla.lapack.ssyevd,
+    np.dtype(np.float64): sla.lapack.dsyevd,
+    np.dtype(np.complex64): sla.lapack.cheevd,
+    np.dtype(np.complex128): sla.lapack.zheevd,
+}
+
+
+def _eigh_small(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (ascending) and eigenvectors (columns) of a small Hermitian matrix, straight
+    from LAPACK (``numpy.linalg.eigh`` costs twice as much per call at sizes below 16 in
+    argument handling; the sweeps solve thousands of these). Only the lower triangle is read."""
+    w, v, info = _HEEVD[a.dtype](a, compute_v=1, lower=1)
+    if info != 0:  # pragma: no cover - a small Hermitian eigenproblem does not fail
+        return np.linalg.eigh(a)
+    return w, v
+
+
 def _orthonormal_rows(new: np.ndarray, basis: np.ndarray) -> np.ndarray:
     """The rows of ``new`` orthogonalised against the orthonormal rows of ``basis`` (two passes
     of block Gram-Schmidt) and among themselves (modified Gram-Schmidt), normalised; rows whose
@@ -368,7 +386,7 @@ def ritz_lowest(
         proj[:lo, lo:size] = rows[:, :lo].conj().T
         diag = proj[lo:size, lo:size]
         proj[lo:size, lo:size] = 0.5 * (diag + diag.conj().T)
-        theta, y = np.linalg.eigh(proj[:size, :size])
+        theta, y = _eigh_small(proj[:size, :size])
         k = min(m, size)
         vals, y = theta[:k], y[:, :k]
         x = y.T @ basis[:size]
