@@ -145,6 +145,13 @@ _POLISH_ITER = 40
 _POLISH_FIRST = 12
 _WARM_TOL = 1e-3
 _WARM_REL = 1e-5
+#: the local residual (times ``sqrt(energy tolerance)``) of the one-site sweeps that end a cold
+#: solve: the free state's own precision matters only through its outputs (the nudged solves
+#: that start from it converge to _WARM_TOL themselves); 1e-2 instead of _WARM_TOL spends 19 %
+#: fewer one-site products at 64 sites and 27 % fewer at 128, with the centred gradient
+#: unchanged against the exact one at 16 sites (2.3e-6) and against bond dimension 96 at 64
+#: and 128 sites (4.3e-5, 1.2e-3: truncation)
+_POLISH_TOL = 1e-2
 #: seed of the random initial MPS of cold solves (solves are deterministic)
 _INIT_SEED = 20240607
 
@@ -639,15 +646,14 @@ def _sweep_cold(
                 sw, d = _converted(sw, mpo, double), "R"
         elif settled and abs(energies[-1] - energies[-2]) <= stage_tol:
             break
-    # one-site half-sweeps to the local precision of a warm solve (the nudged solves that start
-    # here then have little left to do far from their nudges), ending at site 0; a state from
-    # the single-precision stage is canonicalised again in double precision first (its bond
-    # bases are kept: a two-site half-sweep in double precision to refine them changed the
-    # centred gradient at 64 and 128 sites by less than its truncation error at bond dimension
-    # 64 and cost about 15 % of the gradient)
+    # one-site half-sweeps until the energy settles (local residuals _POLISH_TOL), ending at
+    # site 0; a state from the single-precision stage is canonicalised again in double
+    # precision first (its bond bases are kept: a two-site half-sweep in double precision to
+    # refine them changed the centred gradient at 64 and 128 sites by less than its truncation
+    # error at bond dimension 64 and cost about 15 % of the gradient)
     if sw.dtype in SINGLE:
         sw, d = _converted(sw, mpo, double), "R"
-    ltol = _WARM_TOL * np.sqrt(etol)
+    ltol = _POLISH_TOL * np.sqrt(etol)
     first = True
     while sweeps < budget:
         energies.append(sw.sweep1(d, ltol, _POLISH_FIRST if first else _POLISH_ITER))
