@@ -23,10 +23,12 @@ ground state:
   truncation error at bond dimension 64);
 * a **warm solve** (``warm`` = a nearby state of the same order: the free state of a nudged
   solve, or the previous step's free state) runs one-site sweeps from that MPS within its bond
-  dimensions, starting at the site whose local tensor is furthest from a local ground state (for
-  a nudged solve: at the nudged outputs), to the same energy tolerance and to local residuals
-  ``1e-5`` times the largest one of the start state (a small nudge is resolved relative to
-  itself); two-site sweeps only if that does not converge. Free and nudged states then share
+  dimensions, starting at the site where the Hamiltonian's coefficients changed most from those
+  the start was solved at (:func:`changed_site`; for a nudged solve: the nudged outputs; a
+  start without them: the site whose local tensor is furthest from a local ground state), to
+  the same energy tolerance and to local residuals at most ``1e-5`` times the start's residual
+  at that site (a small nudge is resolved relative to itself); two-site sweeps only if that does
+  not converge. Free and nudged states then share
   their truncation: their difference is what QEP measures.
 
 **Gap and degeneracy.** The state-averaged sweeps keep the two lowest states in one shared basis;
