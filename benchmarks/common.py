@@ -138,6 +138,26 @@ def loadavg() -> float:
 
 
 # ------------------------------------------------------------------------------ machine
+def reference_seconds() -> float:
+    """Seconds of a fixed single-threaded workload (50 complex products ``(4096, 64) @ (64, 64)``,
+    best of 3): the speed of this machine at the moment, which on a shared virtual machine
+    varies by tens of percent over minutes without showing as load. Sections record it at
+    their start and end, so an absolute time can be read against the machine's pace."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((4096, 64)) + 1j * rng.standard_normal((4096, 64))
+    b = rng.standard_normal((64, 64)) + 0j
+    best = np.inf
+    with threadpool_limits(1):
+        for _ in range(3):
+            t = time.perf_counter()
+            for _ in range(50):
+                a @ b
+            best = min(best, time.perf_counter() - t)
+    return best
+
+
 def machine_info() -> list[tuple[str, str]]:
     """``(key, value)`` rows describing this machine, its libraries and the git revision."""
     import scipy
@@ -555,6 +575,7 @@ class SectionClock:
     cpu0: float = field(default_factory=time.process_time)
     busy0: float = field(default_factory=busy_seconds)
     load0: float = field(default_factory=loadavg)
+    pace0: float = field(default_factory=reference_seconds)
 
     def stamp(self, ctx: RunContext, monitor: CpuMonitor) -> tuple[list[tuple[str, str]], float]:
         """The stamp rows of a section that ran from this clock's start until now, and the
@@ -569,6 +590,11 @@ class SectionClock:
             ("runtime", f"{elapsed:.0f} s"),
             *ctx.machine,
             ("load average (1 min) at start / end", f"{self.load0:.2f} / {loadavg():.2f}"),
+            (
+                "machine pace at start / end (`common.reference_seconds`: a fixed workload, "
+                "lower is faster)",
+                f"{1e3 * self.pace0:.0f} ms / {1e3 * reference_seconds():.0f} ms",
+            ),
             ("other processes using CPU when the run started (1 s sample)", ctx.users_start),
             (
                 "other processes using CPU during this comparison",
