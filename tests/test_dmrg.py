@@ -132,6 +132,34 @@ def test_sensor_is_ordered_next_to_the_chain_sites_it_couples_to() -> None:
     assert format_order([0, 1, 2, 5, 3, 4]) == "0-2, 5, 3, 4"
 
 
+def test_growing_sweeps_that_do_not_settle_in_single_precision_go_on_in_double(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from qeprop.solvers import _dmrg_sweeps, dmrg
+
+    # one single-precision growing half-sweep allowed: the bond dimensions (beyond the 16 of
+    # the gap sweeps) are still growing after it, so the growing two-site sweeps must go on in
+    # double precision rather than hand a half-grown state to the one-site sweeps
+    p = parse_problem(_sensor_problem(12))
+    h, values = p.system.full, p.system.full_values(p.values)
+    ex = solve(h, values, StateSpec(method="sparse"))
+    grown: list[tuple[str, int]] = []
+    sweep2 = _dmrg_sweeps.Sweeper.sweep2
+
+    def spy(self: Any, direction: str, chi: int, *args: Any) -> float:
+        out = sweep2(self, direction, chi, *args)
+        grown.append((self.dtype.name, chi))
+        return out
+
+    monkeypatch.setattr(_dmrg_sweeps.Sweeper, "sweep2", spy)
+    monkeypatch.setattr(dmrg, "_SINGLE_SWEEPS", 1)
+    st = solve(h, values, p.options.state)
+    assert isinstance(st, MPSEquilibrium) and st.bond_dim > 16
+    assert ("complex128", p.options.state.bond_dim) in grown  # growing in double precision
+    assert abs(st.energy - ex.energy) <= 1e-8 * abs(ex.energy)
+    assert np.max(np.abs(string_expectations(h, st) - string_expectations(h, ex))) <= 1e-6
+
+
 def test_warm_started_nudged_solve_takes_few_sweeps_and_agrees_with_a_cold_one() -> None:
     ham = _chain_with_y(10, seed=2)
     values = np.array([1.0, 0.8])
