@@ -316,22 +316,39 @@ def _orthonormal_rows(new: np.ndarray, basis: np.ndarray) -> np.ndarray:
     """The rows of ``new`` orthogonalised against the orthonormal rows of ``basis`` (two passes
     of block Gram-Schmidt) and among themselves (modified Gram-Schmidt), normalised; rows whose
     remaining norm is below ``1e-12 max(1, largest norm)`` (``1e-5`` in single precision: linearly
-    dependent) are dropped."""
-    for _ in range(2):
-        if len(basis):
-            # new @ basis^H without a conjugated copy of the (large) basis
-            new = new - (new.conj() @ basis.T).conj() @ basis
-    floor = _precision_floor(new.dtype, 1e-12)
-    floor *= max(1.0, float(np.max(np.linalg.norm(new, axis=1), initial=0.0)))
-    kept: list[np.ndarray] = []
-    for v in new:
+    dependent) are dropped.
+
+    Straight BLAS calls on each row (``gemv`` with the conjugation in the call, ``dotc`` and
+    ``axpy``): the two-state sweeps of a cold solve orthonormalise thousands of such small
+    blocks, where numpy's temporaries and conjugated copies cost more than the arithmetic.
+    """
+    dt = new.dtype
+    out = np.array(new, dtype=dt, order="C")  # rows (k, n), modified in place (the BLAS
+    k = out.shape[0]  # routines below write into contiguous rows they are given)
+    if k == 0:
+        return out
+    gemv, nrm2, dotc, axpy, scal = sla.get_blas_funcs(
+        ("gemv", "nrm2", "dotc", "axpy", "scal"), dtype=dt
+    )
+    if len(basis):
+        bt = np.asarray(basis, dtype=dt).T  # (n, size), Fortran order: no copy
+        for v in out:
+            for _ in range(2):
+                c = gemv(1.0, bt, v, trans=2)  # <b_i|v>
+                gemv(-1.0, bt, c, beta=1.0, y=v, overwrite_y=1)  # in place: v is contiguous
+    norms = [float(nrm2(v)) for v in out]
+    floor = _precision_floor(dt, 1e-12) * max(1.0, max(norms))
+    kept: list[int] = []
+    for i in range(k):
+        v = out[i]
         for _ in range(2):
-            for u in kept:
-                v = v - np.vdot(u, v) * u
-        nv = float(np.linalg.norm(v))
+            for j in kept:
+                axpy(out[j], v, a=-dotc(out[j], v))
+        nv = float(nrm2(v))
         if nv > floor:
-            kept.append(v / nv)
-    return np.array(kept, dtype=new.dtype).reshape(len(kept), new.shape[1])
+            scal(1.0 / nv, v)
+            kept.append(i)
+    return out if len(kept) == k else out[kept]
 
 
 def ritz_lowest(
