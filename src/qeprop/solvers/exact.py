@@ -254,7 +254,9 @@ def _matrix_free_eigen(
         d,
         dtype,
         k,
-        [s.real if ham.is_real else s.astype(complex) for s in starts],
+        # views, not copies (at 26 qubits a vector is 1 GiB): the solver copies the start of
+        # each level it runs; starts beyond the k levels are not used
+        [s.real if ham.is_real else np.asarray(s, dtype=complex) for s in starts[:k]],
         tol=spec.tol,
         gap_tol=spec.gap_tol,
         # levels beyond ``precise`` only measure the gap for the degeneracy check: to 1 % of it
