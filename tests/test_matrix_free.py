@@ -371,6 +371,49 @@ def test_lanczos_raises_when_out_of_products(sensor_chain) -> None:
         lanczos_lowest(_op(kernel, coef), kernel.dim, kernel.dtype, 1, [np.ones(3)])
 
 
+def test_lanczos_stuck_at_rounding_raises_instead_of_restarting_forever() -> None:
+    """A tolerance below double-precision rounding (1e-18 relative) cannot be met: the restarts
+    stop improving and the level ends with a clear error after a few of them, long before
+    maxiter (here 10^6 products)."""
+    rng = np.random.default_rng(8)
+    a = rng.standard_normal((60, 60))
+    a = a + a.T
+    spent = [0]
+
+    def op(v: np.ndarray) -> np.ndarray:
+        spent[0] += 1
+        return a @ v
+
+    with pytest.raises(ConvergenceError, match="stalled at the relative residual"):
+        lanczos_lowest(op, 60, np.float64, 1, tol=1e-18, maxiter=10**6)
+    assert spent[0] < 1000
+
+
+@pytest.mark.parametrize("complex_", [False, True])
+def test_lanczos_step_inner_products_are_accurate_for_long_vectors(complex_: bool) -> None:
+    """``alpha = Re⟨q|Hq⟩`` over 2^20 entries matches an extended-precision sum to 4e-13 (|alpha|
+    = 43, like a 24-qubit chain's ground energy). A plain running sum is off by 6e-13 to 3e-12
+    here (each addition to a large partial sum rounds), which at 2^24 entries put a floor of
+    1e-10 under the Lanczos residual, above tol = 1e-12 |E|; the kernel sums per chunk."""
+    from qeprop.solvers import _mf_kernels as kern
+
+    rng = np.random.default_rng(3)
+    n = 1 << 20
+    q = rng.random(n) + 0.5 + (1j * rng.random(n) if complex_ else 0)
+    q /= np.linalg.norm(q)
+    p = _vectors(rng, n, None, complex_)
+    p -= np.vdot(q, p) * q
+    p *= 5.0 / np.linalg.norm(p)
+    w = -43.344016870579 * q + p  # H q for an H with Rayleigh quotient -43.34 and beta = 5
+    wide = np.clongdouble if complex_ else np.longdouble
+    qw = np.sum(np.conj(q.astype(wide)) * w.astype(wide))
+    exact = float((qw / np.sum(np.abs(q.astype(wide)) ** 2)).real)
+    none = np.zeros((0, n), dtype=q.dtype)
+    alpha, beta = kern.lanczos_step(w, q, q, 0.0, none, np.nan, np.nan, np.empty_like(q))
+    assert abs(alpha - exact) <= 4e-13
+    assert beta == pytest.approx(5.0, rel=1e-12)
+
+
 def test_lanczos_real_operator_gives_real_vectors() -> None:
     ham, values = random_hamiltonian(9, 14, 3, seed=6, letters="XZ")
     kernel = PauliKernel(ham.strings, 9)

@@ -49,6 +49,40 @@ def _sign(x):
     return 1.0 - 2.0 * (x & 1)
 
 
+#: inner products and norms over whole vectors are summed per chunk of this many entries, then
+#: over the chunks. A plain running sum over millions of entries is off by about 1e-12 relative
+#: (every addition to a large partial sum rounds): at 24 qubits the error of a Ritz vector's norm
+#: alone moved its energy by 1.2e-10, a floor under the Lanczos residual above the requested
+#: 1e-12 |E|, and the solve restarted without end. Chunked sums are 10-50 times more accurate.
+_CHUNK = 1024
+
+
+@nb.njit(fastmath=_FAST)
+def _dot(a, b):
+    """``⟨a|b⟩ = Σ conj(a_i) b_i``, summed per chunk (see ``_CHUNK``)."""
+    n = a.size
+    total = b[0] * 0.0
+    for c0 in range(0, n, _CHUNK):
+        part = b[0] * 0.0
+        for i in range(c0, min(n, c0 + _CHUNK)):
+            part += np.conj(a[i]) * b[i]
+        total += part
+    return total
+
+
+@nb.njit(fastmath=_FAST)
+def _norm2(a):
+    """``||a||²``, summed per chunk (see ``_CHUNK``)."""
+    n = a.size
+    total = 0.0
+    for c0 in range(0, n, _CHUNK):
+        part = 0.0
+        for i in range(c0, min(n, c0 + _CHUNK)):
+            part += (np.conj(a[i]) * a[i]).real
+        total += part
+    return total
+
+
 @nb.njit(fastmath=_FAST)
 def _row_scalar(g, hi, sc_off, sc_z, sc_c):
     sc = 0.0
@@ -384,9 +418,11 @@ def pair_sums(bra, ket, K, weights, B, nparts, mhi, mlo, l_off, l_ids, s_off, s_
 def lanczos_step(w, q, qprev, beta_prev, locked, alpha_in, beta_in, dst):
     """One Lanczos step after ``w = H q``: returns ``(alpha, beta)``; writes ``q_next`` to ``dst``.
 
-    ``alpha = Re⟨q|w⟩``; ``r = w - alpha q - beta_prev qprev - Σ_k ⟨L_k|w⟩ L_k`` (deflation
-    against the rows of ``locked``), then one local reorthogonalisation ``r ← r - ⟨q|r⟩ q``, and
-    ``dst = r / beta`` with ``beta = ||r||``. Two passes over the vectors: the first gathers the
+    ``r = w - ⟨q|w⟩ q - beta_prev qprev - Σ_k ⟨L_k|w⟩ L_k`` (deflation against the rows of
+    ``locked``), then one local reorthogonalisation ``r ← r - ⟨q|r⟩ q``, and ``dst = r / beta``
+    with ``beta = ||r||``; ``alpha`` is the real part of the whole coefficient of ``q`` taken
+    off (``Re⟨q|w⟩`` up to rounding), so that the tridiagonal matrix and the vectors obey the
+    same recurrence. Two passes over the vectors: the first gathers the
     inner products from which ``⟨q|r⟩`` and ``||r||`` follow (``q``, ``qprev`` and the rows of
     ``locked`` orthonormal), the second writes ``dst``; when ``||r||`` is small next to ``||w||``
     (cancellation) the norm is measured explicitly. ``alpha_in``/``beta_in`` (if not NaN) replace
@@ -401,29 +437,40 @@ def lanczos_step(w, q, qprev, beta_prev, locked, alpha_in, beta_in, dst):
     nw = 0.0
     qq = 0.0
     pp = 0.0
-    for i in range(n):
-        x = w[i]
-        y = q[i]
-        z = qprev[i]
-        aw += np.conj(y) * x
-        pw += np.conj(z) * x
-        qpq += np.conj(y) * z
-        nw += (np.conj(x) * x).real
-        qq += (np.conj(y) * y).real
-        pp += (np.conj(z) * z).real
+    for c0 in range(0, n, _CHUNK):  # sums per chunk, then over chunks (see _CHUNK)
+        aw_c = w[0] * 0.0
+        pw_c = w[0] * 0.0
+        qpq_c = w[0] * 0.0
+        nw_c = 0.0
+        qq_c = 0.0
+        pp_c = 0.0
+        for i in range(c0, min(n, c0 + _CHUNK)):
+            x = w[i]
+            y = q[i]
+            z = qprev[i]
+            aw_c += np.conj(y) * x
+            pw_c += np.conj(z) * x
+            qpq_c += np.conj(y) * z
+            nw_c += (np.conj(x) * x).real
+            qq_c += (np.conj(y) * y).real
+            pp_c += (np.conj(z) * z).real
+        aw += aw_c
+        pw += pw_c
+        qpq += qpq_c
+        nw += nw_c
+        qq += qq_c
+        pp += pp_c
     d = np.zeros(nl, dtype=w.dtype)
     for k in range(nl):
-        lk = locked[k]
-        x = w[0] * 0.0
-        for i in range(n):
-            x += np.conj(lk[i]) * w[i]
-        d[k] = x
-    a = aw.real / qq if np.isnan(alpha_in) else alpha_in
+        d[k] = _dot(locked[k], w)
     bp = beta_prev
     # r = w - g q - bp qprev - Σ d_k L_k with g = a + c and c = ⟨q|w - a q - bp qprev⟩ / ⟨q|q⟩;
     # its norm from the inner products, with the measured norms of q and qprev (assuming unit
     # norms would let the norm errors of successive vectors grow geometrically)
     g = (aw - bp * qpq) / qq
+    # the diagonal entry is the coefficient of q the update below subtracts (with the local
+    # correction), so that the tridiagonal matrix and the vectors obey the same recurrence
+    a = g.real if np.isnan(alpha_in) else alpha_in
     nr = nw + (np.conj(g) * g).real * qq + bp * bp * pp - 2.0 * (np.conj(g) * aw).real
     nr += -2.0 * bp * pw.real + 2.0 * bp * (np.conj(g) * qpq).real
     for k in range(nl):
@@ -436,14 +483,12 @@ def lanczos_step(w, q, qprev, beta_prev, locked, alpha_in, beta_in, dst):
             lk = locked[k]
             for i in range(n):
                 w[i] -= d[k] * lk[i]
-        c = w[0] * 0.0
-        for i in range(n):
-            c += np.conj(q[i]) * w[i]
-        nr = 0.0
+        c = _dot(q, w) / qq
+        if np.isnan(alpha_in):
+            a += c.real
         for i in range(n):
             w[i] -= c * q[i]
-            nr += (np.conj(w[i]) * w[i]).real
-        b = np.sqrt(nr)
+        b = np.sqrt(_norm2(w))
         if not np.isnan(beta_in):
             b = beta_in
         if b > 0.0:
@@ -473,24 +518,23 @@ def deflate(w, locked):
     n = w.size
     for k in range(locked.shape[0]):
         lk = locked[k]
-        d = w[0] * 0.0
-        for i in range(n):
-            d += np.conj(lk[i]) * w[i]
+        d = _dot(lk, w)
         for i in range(n):
             w[i] -= d * lk[i]
-    nrm = 0.0
-    for i in range(n):
-        nrm += (np.conj(w[i]) * w[i]).real
-    return np.sqrt(nrm)
+    return np.sqrt(_norm2(w))
 
 
 @nb.njit(cache=True, fastmath=_FAST)
 def residual_norm(hx, x, theta):
     """``||hx - theta x||`` without a temporary vector."""
+    n = hx.size
     nrm = 0.0
-    for i in range(hx.size):
-        r = hx[i] - theta * x[i]
-        nrm += (np.conj(r) * r).real
+    for c0 in range(0, n, _CHUNK):
+        part = 0.0
+        for i in range(c0, min(n, c0 + _CHUNK)):
+            r = hx[i] - theta * x[i]
+            part += (np.conj(r) * r).real
+        nrm += part
     return np.sqrt(nrm)
 
 

@@ -51,6 +51,10 @@ __all__ = [
 _BLOCK_BITS = {8: 12, 16: 11}
 #: table rows allowed per group before the per-block sum of sub-tables is used
 _MAX_TABLE_ROWS = 64
+#: restarts of a Lanczos level that do not reduce its residual below _STALL_RATIO times the best
+#: one so far, in a row, after which the level counts as stuck (see :func:`lanczos_lowest`)
+_STALLS = 3
+_STALL_RATIO = 0.5
 
 
 @contextlib.contextmanager
@@ -701,7 +705,8 @@ def lanczos_lowest(
     reorthogonalisation per step) until the lowest Ritz pair ``(θ, s)`` of the tridiagonal matrix
     has the residual estimate ``|β_j s_j| ≤ tol_i max(1, |θ|) / 2``, then checks the true
     residual ``||H x - θ x||`` with one product and restarts from ``x`` if it is not yet below
-    ``tol_i max(1, |θ|)``.
+    ``tol_i max(1, |θ|)``. Three restarts in a row that do not halve the best residual so far
+    raise :class:`ConvergenceError` (the tolerance is below the rounding floor of the problem).
 
     Parameters
     ----------
@@ -795,6 +800,7 @@ def lanczos_lowest(
         solver.matvecs = 0
         x = _start_vector(starts[i] if i < len(starts) else None, dim, dt, rng, rows[:i])
         hx: np.ndarray | None = None
+        best, stalls = np.inf, 0
         while True:
             remaining = maxiter - solver.matvecs
             if remaining <= 0:
@@ -804,10 +810,24 @@ def lanczos_lowest(
                 )
             x = solver.run(x, hx, tol_i, remaining, rel_i, float(evals[0]))
             hx = solver.matvec(x)
-            theta = float(np.vdot(x, hx).real)
+            # the Rayleigh quotient of x as it is (its norm is 1 only to rounding, and at 2^24
+            # entries a relative norm error of 1e-12 alone would move θ by 1e-12 |θ|)
+            theta = float(np.vdot(x, hx).real / np.vdot(x, x).real)
             res = float(kern.residual_norm(hx, x, theta))
-            if res <= max(tol_i * max(1.0, abs(theta)), rel_i * (theta - evals[0])):
+            target = max(tol_i * max(1.0, abs(theta)), rel_i * (theta - evals[0]))
+            if res <= target:
                 break
+            # a restart that does not halve the residual is stuck at a rounding floor: a few
+            # of them end the solve with an error rather than spending maxiter products
+            stalls = stalls + 1 if res > _STALL_RATIO * best else 0
+            best = min(best, res)
+            if stalls >= _STALLS:
+                raise ConvergenceError(
+                    f"Lanczos level {i} stalled at the relative residual "
+                    f"{res / max(1.0, abs(theta)):.2g} above the requested {tol_i:g} "
+                    f"(dimension {dim}, {solver.matvecs} products): rounding limits the "
+                    "residual at this size; raise tol"
+                )
         del hx
         spent[i] = solver.matvecs
         rows[i] = x
