@@ -114,6 +114,31 @@ def bench(fn: Callable[[], Any], repeats: int, warmup: Callable[[], Any] | None 
     return Timing(times, result, first, cpu, busy)
 
 
+def bench_interleaved(fns: Sequence[Callable[[], Any]], repeats: int) -> list[Timing]:
+    """Time ``repeats`` calls of each of ``fns`` in alternation (``fns[0]``, ``fns[1]``, ...,
+    then again), after one untimed warm-up call of each.
+
+    For a ratio of two timings on a machine whose speed drifts over minutes: timed one after
+    the other, each side would see a different phase of the machine; interleaved, both see the
+    same ones.
+    """
+    firsts = [fn() for fn in fns]
+    times: list[list[float]] = [[] for _ in fns]
+    results: list[Any] = [None] * len(fns)
+    cpu = [0.0] * len(fns)
+    busy = [0.0] * len(fns)
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            cpu0, busy0 = time.process_time(), busy_seconds()
+            t0 = time.perf_counter()
+            results[i] = fn()
+            times[i].append(time.perf_counter() - t0)
+            cpu[i] += time.process_time() - cpu0
+            busy[i] += busy_seconds() - busy0
+    rows = zip(times, results, firsts, cpu, busy, strict=True)
+    return [Timing(t, r, f, c, b) for t, r, f, c, b in rows]
+
+
 def fmt_time(seconds: float) -> str:
     if seconds >= 1.0:
         return f"{seconds:.2f} s"
