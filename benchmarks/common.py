@@ -102,27 +102,23 @@ class Timing:
 def bench(fn: Callable[[], Any], repeats: int, warmup: Callable[[], Any] | None = None) -> Timing:
     """Time ``repeats`` calls of ``fn`` after one untimed warm-up call (of ``warmup`` if given,
     e.g. a single sample of a slow batch workload, else of ``fn``)."""
-    first = (warmup or fn)()
-    times = []
-    result = None
-    cpu0, busy0 = time.process_time(), busy_seconds()
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    cpu, busy = time.process_time() - cpu0, busy_seconds() - busy0
-    return Timing(times, result, first, cpu, busy)
+    return bench_interleaved([fn], repeats, [warmup or fn])[0]
 
 
-def bench_interleaved(fns: Sequence[Callable[[], Any]], repeats: int) -> list[Timing]:
+def bench_interleaved(
+    fns: Sequence[Callable[[], Any]],
+    repeats: int,
+    warmups: Sequence[Callable[[], Any]] | None = None,
+) -> list[Timing]:
     """Time ``repeats`` calls of each of ``fns`` in alternation (``fns[0]``, ``fns[1]``, ...,
-    then again), after one untimed warm-up call of each.
+    then again), after one untimed warm-up call of each (of ``warmups[i]`` if given).
 
     For a ratio of two timings on a machine whose speed drifts over minutes: timed one after
     the other, each side would see a different phase of the machine; interleaved, both see the
-    same ones.
+    same ones. This process's CPU time and the machine's busy time are summed over each
+    function's timed calls.
     """
-    firsts = [fn() for fn in fns]
+    firsts = [w() for w in (warmups if warmups is not None else fns)]
     times: list[list[float]] = [[] for _ in fns]
     results: list[Any] = [None] * len(fns)
     cpu = [0.0] * len(fns)

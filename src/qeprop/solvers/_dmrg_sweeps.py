@@ -323,8 +323,9 @@ def _orthonormal_rows(new: np.ndarray, basis: np.ndarray) -> np.ndarray:
     blocks, where numpy's temporaries and conjugated copies cost more than the arithmetic.
     """
     dt = new.dtype
-    out = np.array(new, dtype=dt, order="C")  # rows (k, n), modified in place (the BLAS
-    k = out.shape[0]  # routines below write into contiguous rows they are given)
+    # rows (k, n), a private copy: the BLAS routines below write into the contiguous rows
+    out = np.array(new, dtype=dt, order="C")
+    k = out.shape[0]
     if k == 0:
         return out
     gemv, nrm2, dotc, axpy, scal = sla.get_blas_funcs(
