@@ -306,6 +306,44 @@ def test_same_seed_same_result(model):
     assert not np.array_equal(a.mean, c.mean)  # the seed does matter
 
 
+@pytest.mark.parametrize("model", ["gaussian", "sampled"])
+def test_memoised_settings_change_nothing(model):
+    """The settings plan is built once per Hamiltonian and coefficient matrix: a repeat call, a
+    call after the memo is emptied and a call with the matrix changed in place agree with
+    fresh grouping, bit for bit."""
+    from qeprop import measurement
+
+    ham, state = states_under_test()["pure"]
+    full, ident, coef = with_observables(ham, OBSERVABLES)
+
+    def run(c: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple]:
+        est = measure(full, state, ident, c, shots=50, model=model, rng=np.random.default_rng(3))
+        return est.mean, est.stderr, est.settings
+
+    measurement._PLANS.clear()
+    fresh = run(coef)
+    again = run(coef)
+    measurement._PLANS.clear()
+    rebuilt = run(coef)
+    for a, b in ((fresh, again), (fresh, rebuilt)):
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+        assert a[2] == b[2]
+    # the memo is keyed by the values, not the array: a matrix changed in place is new
+    work = coef.copy()
+    run(work)
+    work[0] = 0.0
+    measurement._PLANS.clear()
+    expected = run(work.copy())
+    measurement._PLANS.clear()
+    run(coef)
+    got = run(work)
+    np.testing.assert_array_equal(got[0], expected[0])
+    assert got[2] == expected[2] and len(got[2]) <= len(fresh[2])
+    plan = measurement._plan(full, coef)
+    assert not plan.parts.flags.writeable and not plan.owner.flags.writeable
+
+
 # ------------------------------------------------------------------------------- bad input
 def test_measure_argument_errors():
     ham, state = states_under_test()["pure"]
