@@ -344,6 +344,27 @@ def test_memoised_settings_change_nothing(model):
     assert not plan.parts.flags.writeable and not plan.owner.flags.writeable
 
 
+def test_memoised_settings_under_threads():
+    """Threads filling and evicting one Hamiltonian's memo at once get the right plans."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from qeprop import measurement
+
+    ham, _ = states_under_test()["pure"]
+    full, _, coef = with_observables(ham, OBSERVABLES)
+    # more distinct matrices than the memo keeps per Hamiltonian, so entries are evicted too
+    variants = [coef * (1.0 + 0.1 * k) for k in range(3 * measurement._PLANS_PER_HAMILTONIAN)]
+    expected = [
+        measurement._setting_rows(measurement.measurement_settings(full, c), c) for c in variants
+    ]
+    measurement._PLANS.clear()
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda k: measurement._plan(full, variants[k % len(variants)]).rows,
+                            range(400)))  # fmt: skip
+    assert all(g == expected[k % len(variants)] for k, g in enumerate(got))
+    assert len(measurement._PLANS[full]) <= measurement._PLANS_PER_HAMILTONIAN
+
+
 # ------------------------------------------------------------------------------- bad input
 def test_measure_argument_errors():
     ham, state = states_under_test()["pure"]

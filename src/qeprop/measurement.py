@@ -34,6 +34,7 @@ setting, all momenta in another).
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -372,14 +373,15 @@ _PLANS: weakref.WeakKeyDictionary[ParametrisedHamiltonian, dict[tuple[object, ..
     weakref.WeakKeyDictionary()
 )
 _PLANS_PER_HAMILTONIAN = 16
+_PLANS_LOCK = threading.Lock()  # threaded sweeps share the memo
 
 
 def _plan(ham: ParametrisedHamiltonian, coef: np.ndarray) -> _Plan:
     """The (memoised) :class:`_Plan` of observables ``coef`` ``(n_ops, n_strings)`` on ``ham``."""
     coef = np.ascontiguousarray(coef, dtype=float)
     key = (coef.shape, coef.tobytes())
-    plans = _PLANS.setdefault(ham, {})
-    plan = plans.get(key)
+    with _PLANS_LOCK:
+        plan = _PLANS.get(ham, {}).get(key)
     if plan is not None:
         return plan
     groups = tuple(measurement_settings(ham, coef))
@@ -395,9 +397,11 @@ def _plan(ham: ParametrisedHamiltonian, coef: np.ndarray) -> _Plan:
     for a in (stacked, own, *(cols for _, cols in groups)):
         a.flags.writeable = False
     plan = _Plan(groups, _setting_rows(groups, coef), stacked, own)
-    if len(plans) >= _PLANS_PER_HAMILTONIAN:
-        plans.pop(next(iter(plans)))  # the oldest
-    plans[key] = plan
+    with _PLANS_LOCK:
+        plans = _PLANS.setdefault(ham, {})
+        if len(plans) >= _PLANS_PER_HAMILTONIAN:
+            plans.pop(next(iter(plans)))  # the oldest
+        plans[key] = plan
     return plan
 
 
