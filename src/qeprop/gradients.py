@@ -37,6 +37,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -311,11 +312,11 @@ class GradientRun:
         derivs = self.h.derivative_coefficients[system.trainable_index]
         self.train_coef = derivs
         #: phase -> (settings, observables taken exact), in the order the phases were measured
-        self._ledger: dict[str, tuple[list[tuple[str, int, tuple[str, ...]]], list[str]]] = {}
+        self._ledger: dict[str, tuple[list[tuple[str, int, tuple[str, ...]]], dict[str, None]]] = {}
         #: (free) energies of the equilibria at ν = s β ε, by sign s (for the contrastive value)
         self.energies: dict[int, float] = {}
 
-    @property
+    @cached_property
     def coupling_names(self) -> tuple[str, ...]:
         """Ledger names of the coupling operators ``A_j``."""
         return tuple(f"coupling:{p}" for p in self.system.trainable)
@@ -329,9 +330,9 @@ class GradientRun:
 
     def log(self, phase: str, est: Estimate, names: Sequence[str]) -> None:
         """Enter an estimate of the observables ``names`` in the ledger of ``phase``."""
-        settings, exact = self._ledger.setdefault(phase, ([], []))
+        settings, exact = self._ledger.setdefault(phase, ([], {}))
         if not est.settings:
-            exact.extend(n for n in names if n not in exact)
+            exact.update(dict.fromkeys(names))  # ordered, without repeats
             return
         for st in est.settings:
             settings.append((st.basis, st.shots, tuple(names[r] for r in st.rows)))
