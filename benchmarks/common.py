@@ -47,12 +47,20 @@ def busy_seconds() -> float:
     return (user + nice + system + irq + softirq) / _CLK_TCK
 
 
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process and of its finished child processes (a benchmark that runs
+    ``qeprop`` in subprocesses must not count their work as other processes' load)."""
+    t = os.times()
+    return time.process_time() + t.children_user + t.children_system
+
+
 @dataclass
 class Timing:
     """Wall-clock times (seconds) of the repeats, after untimed warm-up runs.
 
-    ``cpu`` is this process's CPU time and ``busy`` the whole machine's over the timed repeats,
-    so ``(busy - cpu) / wall`` is the average number of cores other processes used meanwhile.
+    ``cpu`` is the CPU time of this process and its children, ``busy`` the whole machine's over
+    the timed repeats, so ``(busy - cpu) / wall`` is the average number of cores other processes
+    used meanwhile.
     """
 
     times: list[float]
@@ -125,11 +133,11 @@ def bench_interleaved(
     busy = [0.0] * len(fns)
     for _ in range(repeats):
         for i, fn in enumerate(fns):
-            cpu0, busy0 = time.process_time(), busy_seconds()
+            cpu0, busy0 = own_cpu_seconds(), busy_seconds()
             t0 = time.perf_counter()
             results[i] = fn()
             times[i].append(time.perf_counter() - t0)
-            cpu[i] += time.process_time() - cpu0
+            cpu[i] += own_cpu_seconds() - cpu0
             busy[i] += busy_seconds() - busy0
     rows = zip(times, results, firsts, cpu, busy, strict=True)
     return [Timing(t, r, f, c, b) for t, r, f, c, b in rows]
@@ -535,10 +543,11 @@ class Report:
                 "",
                 "*baseline / this*: median of the baseline row (marked B1, B2, ...; measured in",
                 "this run) divided by this row's median; above 1 this row is faster. *CPU/wall*:",
-                "CPU time of this process (all its threads) per wall second over the timed",
-                "repeats (above 1: several threads busy). *other load*: average number of cores",
-                "used by other processes meanwhile (`/proc/stat` minus this process); on a",
-                "2-core machine anything above ~0.2 disturbs the timing.",
+                "CPU time of this process (all its threads, and any child processes it ran)",
+                "per wall second over the timed repeats (above 1: several threads busy). *other",
+                "load*: average number of cores used by other processes meanwhile (`/proc/stat`",
+                "minus this process and its children); on a 2-core machine anything above ~0.2",
+                "disturbs the timing.",
                 "",
             ]
         if self.ratios:
@@ -593,7 +602,7 @@ class SectionClock:
 
     started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     t0: float = field(default_factory=time.perf_counter)
-    cpu0: float = field(default_factory=time.process_time)
+    cpu0: float = field(default_factory=own_cpu_seconds)
     busy0: float = field(default_factory=busy_seconds)
     load0: float = field(default_factory=loadavg)
     pace0: float = field(default_factory=reference_seconds)
@@ -603,7 +612,7 @@ class SectionClock:
         average number of cores other processes used meanwhile."""
         elapsed = time.perf_counter() - self.t0
         monitor.sample()
-        cpu = time.process_time() - self.cpu0
+        cpu = own_cpu_seconds() - self.cpu0
         other = max(0.0, busy_seconds() - self.busy0 - cpu) / elapsed if elapsed > 0 else 0.0
         rows = [
             ("date (UTC)", self.started.strftime("%Y-%m-%d %H:%M:%S")),
