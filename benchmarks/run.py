@@ -46,6 +46,10 @@ Larger systems:
 * ``scaling``: time and peak memory of one centred gradient of the chain-sensor problem
   (:mod:`chain_sensor_problem`) against qubit count, per solver backend, each in its own
   ``qeprop gradient`` process (``--max-qubits``, ``--max-seconds``).
+* ``products``: one product ``H v`` of the chain-sensor problem, matrix-free with 1 and 2
+  threads against the CSR product (``--product-qubits``, ``--csr-qubits``), and the products
+  each solve of one centred gradient spends (``--count-qubits``): the two factors of a
+  matrix-free gradient's time, and the floor they put under it at 22 and 24 qubits.
 * ``dmrg``: one centred gradient of the sensor in the middle of an open chain
   (:mod:`dmrg_sensor_problem`) on the ``dmrg`` backend against chain length 16-256
   (``--dmrg-sizes``), with the exact ``matrix-free`` gradient as the baseline where it fits and
@@ -82,7 +86,10 @@ from common import (  # noqa: E402
 )
 
 # The order of the sections in RESULTS.md (and of a full run); other modules follow by name.
-ORDER = ("gradient", "finite_difference", "warmstart", "solvers", "training", "scaling", "dmrg")
+ORDER = (
+    "gradient", "finite_difference", "warmstart", "solvers", "training", "scaling", "products",
+    "dmrg",
+)  # fmt: skip
 QUICK_RESULTS = Path(tempfile.gettempdir()) / "qeprop-bench-quick" / "RESULTS.md"
 
 HEADER = """# qeprop benchmark results

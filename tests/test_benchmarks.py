@@ -119,3 +119,40 @@ def test_per_backend_caps_are_parsed_and_checked() -> None:
     assert caps == {"dense": 120.0, "sparse": 600.0, "matrix-free": 5400.0, "auto": 600.0}
     with pytest.raises(ValueError, match="BACKEND=SECONDS"):
         bench_scaling.parse_caps("gpu=3", 600.0)
+
+
+def test_own_cpu_time_counts_finished_child_processes() -> None:
+    """A benchmark that runs qeprop in subprocesses must not count them as other load."""
+    import subprocess
+
+    before = common.own_cpu_seconds()
+    code = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    # the child burnt 0.3 s of CPU (interpreter start-up adds more); clock ticks are 10 ms
+    assert common.own_cpu_seconds() - before >= 0.28
+
+
+def test_products_comparison_runs_on_tiny_chains() -> None:
+    import argparse
+
+    import bench_products
+
+    assert bench_products._sizes("8, 6,8") == [6, 8]
+    for bad in ("7", "2", "x"):
+        with pytest.raises(SystemExit):
+            bench_products._sizes(bad)
+    rep = common.Report("products")
+    args = argparse.Namespace(
+        repeats=1, quick=False, product_qubits="6,8", csr_qubits=8, count_qubits=8
+    )
+    bench_products.run(rep, args)
+    rep.validate()
+    titles = [t.title for t in rep.tables]
+    assert titles[0] == "Products" and [r[0] for r in rep.tables[0].rows] == ["6", "8"]
+    counts = rep.tables[1].rows
+    # free solve (ground + gap level) and two nudged solves, each at least one product
+    assert [r[0] for r in counts] == ["6", "8"] and all(int(x) > 0 for r in counts for x in r[1:])
+    assert any(name.startswith("products per gradient do not fall") for name, _ in rep.checks)
+    # CSR baseline rows exist up to csr_qubits and every matrix-free row names one
+    mf = [r for r in rep.rows if r.name.startswith("matrix-free")]
+    assert len(mf) == 4 and all(r.baseline and r.baseline.startswith("CSR") for r in mf)

@@ -427,6 +427,11 @@ class PauliKernel:
         scratch = threads * block * max(size, self.dtype.itemsize) * 2
         return int(tables + signs + layout + scratch + 64 * self.n_strings)
 
+    @property
+    def n_groups(self) -> int:
+        """Number of distinct X masks among the strings (passes over a block per product)."""
+        return self._n_groups
+
     def __repr__(self) -> str:
         return (
             f"PauliKernel(n_qubits={self.n_qubits}, strings={self.n_strings}, "
