@@ -28,7 +28,7 @@ from common import Report, bench, fmt_time
 from qeprop.errors import QEPError
 from qeprop.measurement import expectations
 from qeprop.memory import check_memory
-from qeprop.problem import parse_problem
+from qeprop.problem import Problem, parse_problem
 from qeprop.solvers import solve
 from qeprop.solvers.exact import kernel_for
 
@@ -67,7 +67,7 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
-def _problem(n: int):  # type: ignore[no-untyped-def]
+def _problem(n: int) -> Problem:
     return parse_problem(chain_sensor_problem(n - 2), f"chain sensor, {n} qubits")
 
 
@@ -82,12 +82,12 @@ def _gradient_products(n: int) -> tuple[int, int, int]:
     ident, coef = system.output_coefficients
     assert prob.loss is not None
     _, eps = prob.loss(expectations(system.full, free, ident, coef))
-    counts = [free.matvecs]
+    nudged = []
     for sign in (1.0, -1.0):
-        nudged = values.copy()
-        nudged[system.output_index] += sign * beta * eps
-        counts.append(solve(system.full, nudged, spec, free).matvecs)
-    return counts[0], counts[1], counts[2]
+        v = values.copy()
+        v[system.output_index] += sign * beta * eps
+        nudged.append(solve(system.full, v, spec, free).matvecs)
+    return free.matvecs, nudged[0], nudged[1]
 
 
 def run(report: Report, args: argparse.Namespace) -> None:
@@ -120,16 +120,16 @@ def run(report: Report, args: argparse.Namespace) -> None:
         out = np.empty_like(v)
         kernel, coef = kernel_for(ham), ham.string_coefficients(values)
         csr_name = f"CSR product H @ v, {n} qubits"
-        h = None
+        t_csr = None
         if n <= args.csr_qubits:
             try:  # builds the CSR structure, after estimating its memory
                 h = ham.sparse(values)
             except QEPError as exc:
                 report.note(f"{n} qubits: no CSR baseline ({str(exc).splitlines()[0]})")
-        t_csr = bench(partial(h.__matmul__, v), repeats) if h is not None else None
-        if t_csr is not None:
-            report.add(csr_name, t_csr, f"nnz {h.nnz:,}")
-        del h
+            else:
+                t_csr = bench(partial(h.__matmul__, v), repeats)
+                report.add(csr_name, t_csr, f"nnz {h.nnz:,}")
+                del h
         timings = {}
         for threads in (1, 2):
             t = bench(partial(kernel.apply, coef, v, out=out, threads=threads), repeats)
