@@ -282,3 +282,72 @@ def test_nudge_warning_fires_where_the_estimate_is_off_by_ten_percent(case: str)
                 assert not warned, (est, beta, err)
                 seen["quiet"] += 1
     assert seen["warned"] >= 1 and seen["quiet"] >= 4  # both sides of the threshold were probed
+
+
+class _Recorder:
+    """A progress observer that keeps every event."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def solve_started(self, backend: str, kind: str) -> None:
+        self.events.append(("solve", backend, kind))
+
+    def lanczos_step(self, level: int, products: int, residual: float, target: float) -> None:
+        self.events.append(("step", level, products, residual, target))
+
+
+def test_progress_observer_sees_every_solve_and_lanczos_step() -> None:
+    """A centred gradient is three solves (free, +β, −β); the matrix-free Lanczos solver reports
+    each step with the products of its level so far (1, 2, ... from each level's start; the
+    explicit residual check between restarts is a product too) and the residual estimate against
+    its target; the last step of each level reaches its target. Outside the ``with`` block and
+    in another thread nothing is reported."""
+    import threading
+
+    system, values = random_system(8, 14, 4, seed=3)
+    loss = MeanSquaredError([0.2, -0.1])
+    seen = _Recorder()
+    with solvers_mod.observe_progress(seen):
+        rec = estimate_gradient(
+            system, values, loss, estimator="centered", nudge=0.05,
+            state=_spec("matrix-free"), warn_window=False,
+        )  # fmt: skip
+        before = len(seen.events)
+        t = threading.Thread(target=lambda: solve(system.full, system.full_values(values)))
+        t.start()
+        t.join()
+        assert len(seen.events) == before  # another thread has its own (empty) context
+    starts = [e for e in seen.events if e[0] == "solve"]
+    assert starts == [("solve", "matrix-free", "ground")] * 3
+    steps = [e for e in seen.events if e[0] == "step"]
+    assert len(steps) >= rec.preparations  # at least one step per solve
+    # per solve: levels in order, products increasing within a level, last step on target
+    runs: list[list[tuple]] = []
+    for e in seen.events:
+        if e[0] == "solve":
+            runs.append([])
+        else:
+            runs[-1].append(e)
+    for run in runs:
+        assert run, "a matrix-free solve reports its steps"
+        levels = [e[1] for e in run]
+        assert levels == sorted(levels)
+        for lev in set(levels):
+            prods = [e[2] for e in run if e[1] == lev]
+            assert prods == sorted(prods) and prods[0] == 1
+        assert all(np.isfinite(e[3]) and e[4] > 0 for e in run)
+        assert run[-1][3] <= run[-1][4] or run[-1][3] < 1e-10
+    n = len(seen.events)
+    solve(system.full, system.full_values(values), _spec("matrix-free"))
+    assert len(seen.events) == n  # no observer outside the block
+
+
+def test_progress_observer_sees_solves_of_every_backend() -> None:
+    """Backends without a step-wise solver still report each solve at the seam."""
+    system, values = random_system(6, 10, 3, seed=5)
+    for name in ("dense", "sparse"):
+        seen = _Recorder()
+        with solvers_mod.observe_progress(seen):
+            solve(system.full, system.full_values(values), _spec(name))
+        assert seen.events[0] == ("solve", name, "ground")

@@ -66,6 +66,30 @@ def rel_err(got: dict[str, float], ref: np.ndarray, names: tuple[str, ...]) -> f
     return float(np.max(np.abs(g - ref)) / np.linalg.norm(ref))
 
 
+# ------------------------------------------------------------------------------------ progress
+def test_progress_line_on_a_terminal_only(tmp_path: Path, capsys, monkeypatch) -> None:
+    """On a terminal's stderr the solves show a live line (solve number, kind, backend, Lanczos
+    level, products, residual), cleared at the end; with --no-progress, or when stderr is not a
+    terminal (as in every other test here), stderr stays empty and stdout is unchanged."""
+    spec = random_spec(1, 5, n_outputs=3)
+    d = problem_dict(spec)
+    # dense_max_dim = 1: the Lanczos solver even at 5 qubits (not the dense fallback)
+    d["state"] = {"kind": "ground", "method": "matrix-free", "dense_max_dim": 1}
+    path = write(tmp_path, d)
+    quiet = run_json(capsys, path)
+    monkeypatch.setattr("qeprop.cli._SolveProgress.MININTERVAL", 0.0)  # draw every step
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, out, err = run(capsys, path, "--json")
+    assert code == 0
+    assert json.loads(out) == quiet
+    for part in ("solve 1 (ground, matrix-free)", "solve 3 (ground, matrix-free)", "level 0",
+                 "products, residual"):  # fmt: skip
+        assert part in err, err
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, out, err = run(capsys, path, "--json", "--no-progress")
+    assert code == 0 and err == "" and json.loads(out) == quiet
+
+
 # ------------------------------------------------------------------------------------ JSON output
 def test_json_output_has_exactly_the_documented_keys(tmp_path: Path, capsys) -> None:
     spec = random_spec(1, 5, n_outputs=3)

@@ -1,6 +1,6 @@
 """Command line.
 
-``qeprop gradient FILE [--estimator K] [--nudge B] [--shots M] [--seed S] [--json]``
+``qeprop gradient FILE [--estimator K] [--nudge B] [--shots M] [--seed S] [--json] [--no-progress]``
 ``qeprop run EXPERIMENT --out DIR [--config FILE] [--set KEY=VALUE ...] [--no-progress]``
 ``qeprop run EXPERIMENT --help`` (the experiment's configuration keys, types, defaults, meanings)
 ``qeprop run --resume DIR [--force-version] [--no-progress]``
@@ -79,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
         "(overrides state.symmetry; default none)",
     )
     g.add_argument("--json", action="store_true", help="print one JSON object")
+    g.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no live line of the solves' progress (shown on a terminal's stderr only)",
+    )
 
     r = sub.add_parser(
         "run",
@@ -249,10 +254,14 @@ def _gradient(args: argparse.Namespace, out: TextIO) -> int:
     seed = args.seed if args.seed is not None else prob.seed
     if opts.shots is not None and seed is None:
         seed = 0
+    from .solvers import observe_progress
+
+    watcher = _SolveProgress.on_terminal(not args.no_progress)
     try:
-        rec = estimate_gradient(
-            prob.system, prob.values, prob.loss, estimator=estimator, options=opts, seed=seed
-        )
+        with observe_progress(watcher):
+            rec = estimate_gradient(
+                prob.system, prob.values, prob.loss, estimator=estimator, options=opts, seed=seed
+            )
     except QEPError as e:  # solver failures belong to the state, memory to the problem size
         field = e.where
         if field is None:
@@ -262,6 +271,9 @@ def _gradient(args: argparse.Namespace, out: TextIO) -> int:
             elif isinstance(e, ProblemTooLargeError):
                 field = _register(prob.system.hamiltonian)[1]
         raise type(e)(e.message, where=f"{prob.source}: {field}") from None
+    finally:
+        if watcher is not None:
+            watcher.close()
     sectors = None
     if opts.state.symmetry == "auto":
         from .solvers.sectors import sector_form
@@ -440,6 +452,50 @@ def _run_map_spec(run_dir: Path) -> MapSpec:
         raise QEPError(f"experiment {name!r} has no phase-diagram map", where=str(run_dir))
     spec: MapSpec = background(config)
     return spec
+
+
+class _SolveProgress:
+    """A live stderr line over the solves of one gradient (a
+    :class:`~qeprop.solvers.ProgressObserver`): solve number, state kind, backend and time, and
+    for the matrix-free Lanczos solver the current level, its products and its relative residual
+    against the target at which it stops."""
+
+    #: seconds between redraws of the line
+    MININTERVAL = 0.1
+
+    def __init__(self) -> None:
+        from tqdm import tqdm
+
+        self.solves = 0
+        self.bar = tqdm(
+            total=None,
+            file=sys.stderr,
+            dynamic_ncols=True,
+            leave=False,
+            mininterval=self.MININTERVAL,
+            desc="solving: ",
+            bar_format="{desc}{elapsed}{postfix}",  # set_description appends ": "
+        )
+
+    @classmethod
+    def on_terminal(cls, show: bool) -> _SolveProgress | None:
+        """An instance when ``show`` and stderr is a terminal, else ``None``."""
+        return cls() if show and sys.stderr.isatty() else None
+
+    def solve_started(self, backend: str, kind: str) -> None:
+        self.solves += 1
+        self.bar.set_postfix_str("", refresh=False)
+        self.bar.set_description(f"solve {self.solves} ({kind}, {backend})", refresh=True)
+
+    def lanczos_step(self, level: int, products: int, residual: float, target: float) -> None:
+        self.bar.set_postfix_str(
+            f"level {level}, {products} products, residual {residual:.1e} → {target:.0e}",
+            refresh=False,
+        )
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def _map_progress(show: bool) -> tuple[object, object]:

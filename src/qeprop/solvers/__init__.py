@@ -62,16 +62,21 @@ from ..hamiltonian import ParametrisedHamiltonian
 from ..memory import available_memory, format_bytes
 from ..modes import Hamiltonian, ModeHamiltonian
 from ..states import Engine, Equilibrium, GaussianEquilibrium, MPSEquilibrium, State
+from . import _progress
+from ._progress import ProgressObserver
+from ._progress import observe as observe_progress
 
 __all__ = [
     "AUTO_SPARSE_MAX_QUBITS",
     "BACKENDS",
     "Backend",
+    "ProgressObserver",
     "StateSpec",
     "choose_backend",
     "engine_for",
     "estimate_memory",
     "linear_response",
+    "observe_progress",
     "solve",
     "solve_many",
     "solve_vectors",
@@ -581,10 +586,13 @@ def solve(
             )
         from . import sectors
 
+        _progress.solve_started("symmetry sectors", spec.kind)
         return sectors.solve_ground(
             hamiltonian, values, spec, guess if isinstance(guess, Equilibrium) else None
         )
-    return BACKENDS[_backend_of(hamiltonian, spec, guess)].solve(hamiltonian, values, spec, guess)
+    name = _backend_of(hamiltonian, spec, guess)
+    _progress.solve_started(name, spec.kind)
+    return BACKENDS[name].solve(hamiltonian, values, spec, guess)
 
 
 def _backend_of(hamiltonian: Hamiltonian, spec: StateSpec, guess: State | None) -> str:
@@ -617,6 +625,7 @@ def solve_many(
     if many is None:
         return [solve(hamiltonian, v, spec, g) for v, g in zip(values, guesses, strict=True)]
     checked = [hamiltonian.check_values(v) for v in values]
+    _progress.solve_started(_backend_of(hamiltonian, spec, guesses[0]), spec.kind)
     return list(many(hamiltonian, checked, spec, guesses))
 
 

@@ -37,6 +37,7 @@ import scipy.sparse.linalg as spla
 
 from ..errors import ConvergenceError, ProblemError
 from ..pauli import PauliString
+from . import _progress
 
 __all__ = [
     "LanczosResult",
@@ -621,10 +622,13 @@ class _Lanczos:
             beta.append(b)
             theta, s = _lowest_tridiagonal(np.array(alpha), np.array(beta[:-1]))
             scale = max(1.0, abs(theta))
+            # aim below tol so that the explicit check after the run rarely fails
+            aim = 0.5 * max(tol * scale, gap_rel * (theta - e0))
+            _progress.lanczos_step(self.locked.shape[0], self.matvecs, abs(b * s[-1]) / scale,
+                                   aim / scale)  # fmt: skip
             if b <= 1e-12 * max(scale, abs(a)):
                 break  # invariant Krylov space: the Ritz pair is exact
-            # aim below tol so that the explicit check after the run rarely fails
-            if abs(b * s[-1]) <= 0.5 * max(tol * scale, gap_rel * (theta - e0)):
+            if abs(b * s[-1]) <= aim:
                 break
         hx = None
         m = len(alpha)
