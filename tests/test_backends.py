@@ -290,8 +290,8 @@ class _Recorder:
     def __init__(self) -> None:
         self.events: list[tuple] = []
 
-    def solve_started(self, backend: str, kind: str) -> None:
-        self.events.append(("solve", backend, kind))
+    def solve_started(self, backend: str, kind: str, count: int = 1) -> None:
+        self.events.append(("solve", backend, kind) if count == 1 else ("solves", count))
 
     def lanczos_step(self, level: int, products: int, residual: float, target: float) -> None:
         self.events.append(("step", level, products, residual, target))

@@ -529,6 +529,45 @@ def test_centred_gradient_with_two_threads_is_the_one_thread_gradient(monkeypatc
     assert np.array_equal(one.gradient, two.gradient)
 
 
+def test_progress_observer_sees_each_dmrg_solve_and_half_sweep() -> None:
+    """Progress of a centred DMRG gradient: one thread, three solves one after the other, each
+    followed by its half-sweeps (1- or 2-site, finite energies, bond dimensions within the
+    spec's); two threads, the free solve and then the nudged pair as one start of two solves
+    (their sweeps run in worker threads, which report nothing)."""
+    import dataclasses
+
+    from qeprop.solvers import observe_progress
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.events: list[tuple] = []
+
+        def solve_started(self, backend: str, kind: str, count: int = 1) -> None:
+            self.events.append(("solve", backend, kind, count))
+
+        def dmrg_sweep(self, sites: int, energy: float, bond_dim: int) -> None:
+            self.events.append(("sweep", sites, energy, bond_dim))
+
+    p = parse_problem(json.loads(json.dumps(_sensor_problem(8))))
+    one = Recorder()
+    with observe_progress(one):
+        estimate_gradient(p.system, p.values, p.loss, estimator="centered", options=p.options)
+    starts = [i for i, e in enumerate(one.events) if e[0] == "solve"]
+    assert [one.events[i] for i in starts] == [("solve", "dmrg", "ground", 1)] * 3
+    for a, b in zip(starts, [*starts[1:], len(one.events)], strict=True):
+        sweeps = one.events[a + 1 : b]
+        assert sweeps and all(e[0] == "sweep" and e[1] in (1, 2) for e in sweeps)
+        assert all(math.isfinite(e[2]) and 1 <= e[3] <= p.options.state.bond_dim for e in sweeps)
+    two = Recorder()
+    opts = dataclasses.replace(p.options, state=dataclasses.replace(p.options.state, threads=2))
+    with observe_progress(two):
+        estimate_gradient(p.system, p.values, p.loss, estimator="centered", options=opts)
+    assert [e for e in two.events if e[0] == "solve"] == [
+        ("solve", "dmrg", "ground", 1), ("solve", "dmrg", "ground", 2)
+    ]  # fmt: skip
+    assert two.events[-1][0] == "solve"  # no sweeps from the worker threads
+
+
 def test_random_start_of_a_long_chain_is_finite_and_right_canonical() -> None:
     """The cold start's random MPS: its raw norm grows like ``(2 chi)^(n/2)`` and overflowed
     float64 at 512 sites (the first tensor became 0 and the sweeps started from nothing). The

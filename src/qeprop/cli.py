@@ -456,9 +456,10 @@ def _run_map_spec(run_dir: Path) -> MapSpec:
 
 class _SolveProgress:
     """A live stderr line over the solves of one gradient (a
-    :class:`~qeprop.solvers.ProgressObserver`): solve number, state kind, backend and time, and
-    for the matrix-free Lanczos solver the current level, its products and its relative residual
-    against the target at which it stops."""
+    :class:`~qeprop.solvers.ProgressObserver`): solve number, state kind, backend and time; for
+    the matrix-free Lanczos solver the current level, its products and its relative residual
+    against the target at which it stops; for DMRG the half-sweeps, the bond dimension and the
+    energy change from the previous half-sweep."""
 
     #: seconds between redraws of the line
     MININTERVAL = 0.1
@@ -467,6 +468,8 @@ class _SolveProgress:
         from tqdm import tqdm
 
         self.solves = 0
+        self.sweeps = 0
+        self.energy = math.nan
         self.bar = tqdm(
             total=None,
             file=sys.stderr,
@@ -482,14 +485,29 @@ class _SolveProgress:
         """An instance when ``show`` and stderr is a terminal, else ``None``."""
         return cls() if show and sys.stderr.isatty() else None
 
-    def solve_started(self, backend: str, kind: str) -> None:
-        self.solves += 1
+    def solve_started(self, backend: str, kind: str, count: int = 1) -> None:
+        first = self.solves + 1
+        self.solves += count
+        self.sweeps = 0
+        self.energy = math.nan
+        which = f"solve {first}" if count == 1 else f"solves {first}-{self.solves}"
         self.bar.set_postfix_str("", refresh=False)
-        self.bar.set_description(f"solve {self.solves} ({kind}, {backend})", refresh=True)
+        self.bar.set_description(f"{which} ({kind}, {backend})", refresh=True)
 
     def lanczos_step(self, level: int, products: int, residual: float, target: float) -> None:
         self.bar.set_postfix_str(
             f"level {level}, {products} products, residual {residual:.1e} → {target:.0e}",
+            refresh=False,
+        )
+        self.bar.update(1)
+
+    def dmrg_sweep(self, sites: int, energy: float, bond_dim: int) -> None:
+        self.sweeps += 1
+        change = abs(energy - self.energy)
+        self.energy = energy
+        self.bar.set_postfix_str(
+            f"sweep {self.sweeps} ({sites}-site), bond dimension {bond_dim}"
+            + (f", energy change {change:.1e}" if math.isfinite(change) else ""),
             refresh=False,
         )
         self.bar.update(1)

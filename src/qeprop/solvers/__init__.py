@@ -304,7 +304,8 @@ class Backend:
     solve_many:
         ``(hamiltonian, [values], spec, [warm]) -> [Equilibrium]``: several solves of one
         Hamiltonian at once, the same states as :attr:`solve` one by one; ``None`` where the
-        backend has no better way than that (see :func:`solve_many`).
+        backend has no better way than that (see :func:`solve_many`). It reports the starts of
+        its solves itself (``_progress.solve_started``, with ``count`` for solves run together).
     """
 
     name: str
@@ -625,7 +626,6 @@ def solve_many(
     if many is None:
         return [solve(hamiltonian, v, spec, g) for v, g in zip(values, guesses, strict=True)]
     checked = [hamiltonian.check_values(v) for v in values]
-    _progress.solve_started(_backend_of(hamiltonian, spec, guesses[0]), spec.kind)
     return list(many(hamiltonian, checked, spec, guesses))
 
 

@@ -40,6 +40,7 @@ import scipy.linalg as sla
 from scipy.linalg.lapack import dstev as _dstev
 
 from ..pauli import PauliString
+from . import _progress
 
 __all__ = ["MPOTemplate", "Sweeper", "lanczos_lowest", "ritz_lowest"]
 
@@ -635,7 +636,9 @@ class Sweeper:
                 c /= np.linalg.norm(c)
         self.centre = n - 1 if direction == "R" else 0
         self.discarded = worst
-        return self.energy
+        energy = self.energy
+        _progress.dmrg_sweep(2, energy, max(self.bond_dims(), default=1))
+        return energy
 
     def sweep1(self, direction: str, tol: float, maxiter: int = 40) -> float:
         """One one-site sweep of the lowest state within the present bond dimensions, from the
@@ -647,7 +650,9 @@ class Sweeper:
             mv, shape = self.local(k, 1)
             self.a[k] = from_local(self._solve(mv, [to_local(self.a[k])], tol, maxiter)[0], shape)
             self._step(k, direction)
-        return self.energy
+        energy = self.energy
+        _progress.dmrg_sweep(1, energy, max(self.bond_dims(), default=1))
+        return energy
 
     def _step(self, k: int, direction: str) -> None:
         """Move the centre from site ``k`` one site to the right (``"R"``) or left (``"L"``)."""

@@ -79,7 +79,7 @@ from ..errors import ConvergenceError, DegeneracyError, ProblemError
 from ..hamiltonian import ParametrisedHamiltonian
 from ..pauli import PauliString
 from ..states import MPSEquilibrium, State
-from . import StateSpec
+from . import StateSpec, _progress
 from ._dmrg_sweeps import SINGLE, MPOTemplate, Sweeper, left_env
 
 __all__ = [
@@ -796,7 +796,12 @@ def solve_many(
         raise ValueError(f"{len(values)} parameter vectors but {len(warm)} warm starts")
     workers = min(spec.threads, len(values))
     if workers < 2:
-        return [solve_ground(ham, v, spec, w) for v, w in zip(values, warm, strict=True)]
+        states = []
+        for v, w in zip(values, warm, strict=True):
+            _progress.solve_started("dmrg", "ground")
+            states.append(solve_ground(ham, v, spec, w))
+        return states
+    _progress.solve_started("dmrg", "ground", len(values))
     from concurrent.futures import ThreadPoolExecutor
 
     # the MPO structure and site order are cached per Hamiltonian: build them before the threads
