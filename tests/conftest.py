@@ -25,6 +25,10 @@ Plain functions (importable from any test module as ``from conftest import ...``
     carries the parameter vector as ``.values`` (aligned with ``system.hamiltonian.params``); it
     also unpacks as ``system, values = random_system(...)``.
 
+``ProgressRecorder()``: a :class:`qeprop.solvers.ProgressObserver` that keeps every event as a
+tuple in ``.events``: ``("solve", backend, kind, count)``, ``("step", level, products, residual,
+target)``, ``("sweep", sites, energy, bond_dim)``.
+
 Fixtures: ``rng`` (``numpy.random.Generator`` seeded with 1234), ``small_hamiltonian``
 (``random_hamiltonian(4, 8, 3, seed=0)``) and ``small_system``
 (``random_system(seed=0, cost=True)``).
@@ -126,6 +130,22 @@ class RandomSystem(QEPSystem):
 
     def __iter__(self) -> Iterator[object]:
         return iter((self, self.values))
+
+
+class ProgressRecorder:
+    """A progress observer that keeps every event (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def solve_started(self, backend: str, kind: str, count: int = 1) -> None:
+        self.events.append(("solve", backend, kind, count))
+
+    def lanczos_step(self, level: int, products: int, residual: float, target: float) -> None:
+        self.events.append(("step", level, products, residual, target))
+
+    def dmrg_sweep(self, sites: int, energy: float, bond_dim: int) -> None:
+        self.events.append(("sweep", sites, energy, bond_dim))
 
 
 def random_system(

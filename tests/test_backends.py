@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import random_system
+from conftest import ProgressRecorder, random_system
 from qeprop import MeanSquaredError, ParametrisedHamiltonian, PauliSum, QEPSystem
 from qeprop import solvers as solvers_mod
 from qeprop.errors import ProblemTooLargeError
@@ -284,19 +284,6 @@ def test_nudge_warning_fires_where_the_estimate_is_off_by_ten_percent(case: str)
     assert seen["warned"] >= 1 and seen["quiet"] >= 4  # both sides of the threshold were probed
 
 
-class _Recorder:
-    """A progress observer that keeps every event."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple] = []
-
-    def solve_started(self, backend: str, kind: str, count: int = 1) -> None:
-        self.events.append(("solve", backend, kind) if count == 1 else ("solves", count))
-
-    def lanczos_step(self, level: int, products: int, residual: float, target: float) -> None:
-        self.events.append(("step", level, products, residual, target))
-
-
 def test_progress_observer_sees_every_solve_and_lanczos_step() -> None:
     """A centred gradient is three solves (free, +β, −β); the matrix-free Lanczos solver reports
     each step with the products of its level so far (1, 2, ... from each level's start; the
@@ -307,7 +294,7 @@ def test_progress_observer_sees_every_solve_and_lanczos_step() -> None:
 
     system, values = random_system(8, 14, 4, seed=3)
     loss = MeanSquaredError([0.2, -0.1])
-    seen = _Recorder()
+    seen = ProgressRecorder()
     with solvers_mod.observe_progress(seen):
         rec = estimate_gradient(
             system, values, loss, estimator="centered", nudge=0.05,
@@ -319,7 +306,7 @@ def test_progress_observer_sees_every_solve_and_lanczos_step() -> None:
         t.join()
         assert len(seen.events) == before  # another thread has its own (empty) context
     starts = [e for e in seen.events if e[0] == "solve"]
-    assert starts == [("solve", "matrix-free", "ground")] * 3
+    assert starts == [("solve", "matrix-free", "ground", 1)] * 3
     steps = [e for e in seen.events if e[0] == "step"]
     assert len(steps) >= rec.preparations  # at least one step per solve
     # per solve: levels in order, products increasing within a level, last step on target
@@ -347,7 +334,7 @@ def test_progress_observer_sees_solves_of_every_backend() -> None:
     """Backends without a step-wise solver still report each solve at the seam."""
     system, values = random_system(6, 10, 3, seed=5)
     for name in ("dense", "sparse"):
-        seen = _Recorder()
+        seen = ProgressRecorder()
         with solvers_mod.observe_progress(seen):
             solve(system.full, system.full_values(values), _spec(name))
-        assert seen.events[0] == ("solve", name, "ground")
+        assert seen.events[0] == ("solve", name, "ground", 1)

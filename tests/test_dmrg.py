@@ -536,20 +536,11 @@ def test_progress_observer_sees_each_dmrg_solve_and_half_sweep() -> None:
     (their sweeps run in worker threads, which report nothing)."""
     import dataclasses
 
+    from conftest import ProgressRecorder
     from qeprop.solvers import observe_progress
 
-    class Recorder:
-        def __init__(self) -> None:
-            self.events: list[tuple] = []
-
-        def solve_started(self, backend: str, kind: str, count: int = 1) -> None:
-            self.events.append(("solve", backend, kind, count))
-
-        def dmrg_sweep(self, sites: int, energy: float, bond_dim: int) -> None:
-            self.events.append(("sweep", sites, energy, bond_dim))
-
     p = parse_problem(json.loads(json.dumps(_sensor_problem(8))))
-    one = Recorder()
+    one = ProgressRecorder()
     with observe_progress(one):
         estimate_gradient(p.system, p.values, p.loss, estimator="centered", options=p.options)
     starts = [i for i, e in enumerate(one.events) if e[0] == "solve"]
@@ -558,7 +549,7 @@ def test_progress_observer_sees_each_dmrg_solve_and_half_sweep() -> None:
         sweeps = one.events[a + 1 : b]
         assert sweeps and all(e[0] == "sweep" and e[1] in (1, 2) for e in sweeps)
         assert all(math.isfinite(e[2]) and 1 <= e[3] <= p.options.state.bond_dim for e in sweeps)
-    two = Recorder()
+    two = ProgressRecorder()
     opts = dataclasses.replace(p.options, state=dataclasses.replace(p.options.state, threads=2))
     with observe_progress(two):
         estimate_gradient(p.system, p.values, p.loss, estimator="centered", options=opts)
